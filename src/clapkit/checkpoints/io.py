@@ -1,0 +1,93 @@
+"""Safe checkpoint I/O: safetensors, or ``torch.load(weights_only=True)``; atomic writes."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from clapkit.errors import CheckpointError
+
+TRUST_HINT = (
+    "Full unpickling can run arbitrary code hidden in the file, so clapkit refuses it by default. If you trust where "
+    "the file came from, pass trust_pickle=True (CLI: --trust-pickle) once, and save a safe copy with "
+    "`clapkit convert SRC DST --to clapkit`."
+)
+
+
+def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Any:
+    """Read a checkpoint file without running code from it (unless ``trust_pickle``)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: checkpoint file not found")
+    if path.is_dir():
+        raise CheckpointError(f"{path}: is a directory; pass the weights file inside it or load the directory itself")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"{path}: checkpoint file is empty (an interrupted download or copy?)")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(path))
+        except Exception as exc:  # safetensors raises its own error types
+            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        if not trust_pickle:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
+            raise CheckpointError(
+                f"{path}: this file holds Python objects beyond tensors ({first}). {TRUST_HINT}"
+            ) from None
+    except Exception as exc:
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint clapkit can read ({type(exc).__name__}: {exc})"
+        ) from None
+    try:
+        return torch.load(path, map_location="cpu", weights_only=False)  # the caller opted in explicitly
+    except Exception as exc:
+        raise CheckpointError(f"{path}: could not be read even with full unpickling ({exc})") from None
+
+
+def extract_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
+    """The tensor mapping of a checkpoint object: a plain state dict, or one under 'state_dict' / 'model'."""
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model", "module"):
+            inner = obj.get(key)
+            if isinstance(inner, Mapping) and any(isinstance(v, torch.Tensor) for v in inner.values()):
+                obj = inner
+                break
+        tensors = {k: v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors
+    raise CheckpointError(
+        f"{source}: no state dict found (expected a mapping of tensors, or one under 'state_dict' or 'model'); "
+        f"found {type(obj).__name__}" + (f" with keys {sorted(map(str, obj))[:10]}" if isinstance(obj, Mapping) else "")
+    )
+
+
+def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
+    """Call ``write(tmp_path)`` then rename into place, so a crash never leaves a half-written file at ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | Path, metadata: dict | None = None) -> None:
+    from safetensors.torch import save_file
+
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
+    atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))

@@ -1,0 +1,173 @@
+"""Configs are data: frozen dataclasses, saved as JSON next to every checkpoint.
+
+A ``ModelConfig`` says everything needed to rebuild a CLAP model and its input pipeline: the audio front end
+(how a waveform becomes a log-mel), the audio tower, the text tower, the projection heads and the joint size.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clapkit.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class AudioFrontendConfig:
+    """Waveform -> log-mel, parameterised to reproduce each checkpoint family.
+
+    ``mel_scale``/``mel_norm``: LAION's non-fusion models use librosa's Slaney mel with Slaney area norm (torchlibrosa),
+    LAION's fusion input and HF's processor use HTK mel without norm (torchaudio ``MelSpectrogram(norm=None)``).
+    ``filterbank_sample_rate``/``filterbank_f_max``: set only to reproduce a reference whose filterbank was built for
+    another rate than the audio's (MS-CLAP 2023); ``None`` means the audio rate / ``f_max``.
+    """
+
+    sample_rate: int = 48000
+    clip_samples: int = 480000
+    n_fft: int = 1024
+    win_length: int = 1024
+    hop_length: int = 480
+    n_mels: int = 64
+    f_min: float = 50.0
+    f_max: float = 14000.0
+    mel_scale: str = "slaney"  # "slaney" | "htk"
+    mel_norm: str | None = "slaney"  # "slaney" | None
+    center: bool = True
+    pad_mode: str = "reflect"
+    power: float = 2.0
+    amin: float = 1e-10
+    ref: float = 1.0
+    top_db: float | None = None
+    int16_roundtrip: bool = True  # LAION quantises waveforms to int16 and back before the front end
+    truncation: str = "rand_trunc"  # "rand_trunc" | "fusion"  (what to do with audio longer than clip_samples)
+    filling: str = "repeatpad"  # "repeatpad" | "pad" | "repeat"  (what to do with shorter audio)
+    fusion_mel_scale: str = "htk"  # the fused (4-channel) input uses this mel variant (LAION: torchaudio, HTK)
+    fusion_mel_norm: str | None = None
+    filterbank_sample_rate: int | None = None
+    filterbank_f_max: float | None = None
+    quirks: tuple[str, ...] = ()  # human-readable notes on reference behaviour reproduced here
+
+    @property
+    def chunk_frames(self) -> int:
+        """Frames of one clip-length chunk (LAION: 480000 // 480 + 1 = 1001)."""
+        return self.clip_samples // self.hop_length + 1
+
+    @property
+    def clip_seconds(self) -> float:
+        return self.clip_samples / self.sample_rate
+
+
+@dataclass(frozen=True)
+class AudioTowerConfig:
+    """The audio encoder. ``kind``: "htsat" | "pann"; ``variant``: htsat tiny/base/large, pann cnn6/cnn10/cnn14."""
+
+    kind: str = "htsat"
+    variant: str = "tiny"
+    embed_dim: int = 768  # width of the tower's pooled output (HTSAT-tiny 768, base 1024, CNN14 2048, ...)
+    enable_fusion: bool = False
+    fusion_type: str = "aff_2d"  # LAION's released fusion models use aff_2d
+    # HTSAT geometry (LAION): spec_size 256, patch 4, window 8, freq_ratio = spec_size // n_mels
+    spec_size: int = 256
+    patch_size: int = 4
+    window_size: int = 8
+    depths: tuple[int, ...] = (2, 2, 6, 2)
+    num_heads: tuple[int, ...] = (4, 8, 16, 32)
+    htsat_embed_dim: int = 96  # patch-embedding width (tiny 96, base 128, large 256)
+    n_mels: int = 64
+    num_classes: int = 527  # HTSAT's tscam/head and PANN's fc_audioset (kept for checkpoint round trips)
+    spec_augment: bool = True  # SpecAugment in training mode only
+    drop_path_rate: float = 0.1
+
+
+@dataclass(frozen=True)
+class TextTowerConfig:
+    """The text encoder.
+
+    ``kind``: "roberta" | "bert" | "gpt2" | "clip" | "minilm".  ``hf_config`` holds the transformers config as a dict
+    (built locally, never fetched); ``pooling``: "pooler" (LAION RoBERTa/BERT), "cls", "last_token" (MS-CLAP GPT-2),
+    "mean" (MiniLM), "eot" (CLIP: the position of the highest token id).
+    """
+
+    kind: str = "roberta"
+    hf_config: dict[str, Any] = field(default_factory=dict)
+    pooling: str = "pooler"
+    context_length: int = 77
+    width: int = 768
+    tokenizer: str = "roberta"  # which tokenizer family the tower expects
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """Projection head. ``kind``: "laion_mlp" (Linear, ReLU, Linear) or "ms" (Linear, GELU, Linear, Dropout, residual,
+    LayerNorm)."""
+
+    kind: str = "laion_mlp"
+    activation: str = "relu"
+    dropout: float = 0.5
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    family: str = "laion"  # "laion" | "msclap" | "hf" | "clapkit"
+    frontend: AudioFrontendConfig = field(default_factory=AudioFrontendConfig)
+    audio: AudioTowerConfig = field(default_factory=AudioTowerConfig)
+    text: TextTowerConfig = field(default_factory=TextTowerConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    joint_dim: int = 512
+    separate_logit_scales: bool = True  # LAION: logit_scale_a and logit_scale_t; MS-CLAP: one logit_scale
+    description: str = ""
+
+    def replace(self, **changes: Any) -> ModelConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
+        return _build(cls, data, "model config")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> ModelConfig:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: config file not found") from None
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{path}: not valid JSON ({exc})") from None
+        try:
+            return cls.from_dict(data)
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+
+
+_NESTED = {"frontend": AudioFrontendConfig, "audio": AudioTowerConfig, "text": TextTowerConfig, "head": HeadConfig}
+
+
+def _build(cls: type, data: Any, what: str) -> Any:
+    """Build a frozen dataclass from a dict, naming any unknown key; lists become tuples where the field is a tuple."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a JSON object, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"{what} has unknown keys {unknown}; known keys: {sorted(fields)}")
+    kwargs = {}
+    for key, value in data.items():
+        if cls is ModelConfig and key in _NESTED:
+            value = _build(_NESTED[key], value, f"{what}.{key}")
+        elif isinstance(value, list) and "tuple" in str(fields[key].type):
+            value = tuple(value)
+        kwargs[key] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:
+        raise ConfigError(f"{what}: {exc}") from None

@@ -1,0 +1,90 @@
+"""``clapkit.load``: a name, a checkpoint file or a directory -> a ready ``ClapModel``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from clapkit.checkpoints import FAMILIES_HELP, load_weights
+from clapkit.config import ModelConfig
+from clapkit.errors import CheckpointError, TokenizerError
+from clapkit.inference import ClapModel
+from clapkit.models.clap import ClapModule
+from clapkit.registry import get_config, list_models
+
+
+def load(
+    path_or_name: str | Path,
+    weights: str | Path | None = None,
+    tokenizer: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    *,
+    trust_pickle: bool = False,
+) -> ClapModel:
+    """Load a CLAP model.
+
+    - ``load("630k-audioset-best.pt")``: the family and architecture are detected from the file.
+    - ``load("laion-htsat-tiny", weights="630k-best.pt")``: a registry config with weights (checked strictly).
+    - ``load("laion-htsat-tiny", weights="random")``: random initialisation (for tests and training from scratch).
+    ``tokenizer``: a local tokenizer directory; without one, BERT-vocabulary towers use the bundled vocab and others
+    can still ``encode_text`` pre-tokenised ids.
+    """
+    config, state_dict = _resolve(path_or_name, weights, trust_pickle)
+    module = ClapModule(config)
+    if state_dict is not None:
+        load_state_dict_strict(module, state_dict, str(weights or path_or_name))
+    from clapkit.tokenizers import load_tokenizer
+
+    try:
+        text_tokenizer = load_tokenizer(config.text, tokenizer)
+    except TokenizerError:
+        if tokenizer is not None:
+            raise
+        text_tokenizer = None  # embed_text will say how to supply one; encode_text still works
+    return ClapModel(module, config, text_tokenizer, device)
+
+
+def _resolve(path_or_name, weights, trust_pickle) -> tuple[ModelConfig, dict | None]:
+    name = str(path_or_name)
+    if name in list_models():
+        config = get_config(name)
+        if weights is None:
+            raise CheckpointError(
+                f"model {name!r} is an architecture, not trained weights: pass weights=PATH to a checkpoint of it "
+                f"(e.g. LAION's 630k-audioset-best.pt, downloaded by you; clapkit never downloads) or weights='random' "
+                f"for a randomly initialised model. {FAMILIES_HELP}"
+            )
+        if str(weights) == "random":
+            return config, None
+        _, state_dict = load_weights(weights, config, trust_pickle=trust_pickle)
+        return config, state_dict
+    path = Path(name)
+    if not path.exists():
+        raise CheckpointError(
+            f"{name}: no such file or directory, and not a model name. Known names: {', '.join(list_models())}. "
+            f"{FAMILIES_HELP}"
+        )
+    if weights is not None:
+        raise CheckpointError(f"{name} is already a checkpoint; pass weights= only together with a model name")
+    return load_weights(path, trust_pickle=trust_pickle)
+
+
+def load_state_dict_strict(module: torch.nn.Module, state_dict: dict, source: str) -> None:
+    """Load weights; every weight of the module must be given and nothing unknown may be left over."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state_dict) if tuple(expected[k].shape) != tuple(state_dict[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                shown = ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+                parts.append(f"{len(keys)} {label}: {shown}")
+        raise CheckpointError(
+            f"{source}: weights do not fit model {module.config.name!r}; "
+            + "; ".join(parts)
+            + ". Check the model name matches the checkpoint (or pass only the file to auto-detect)."
+        )
+    module.load_state_dict(state_dict, strict=True)

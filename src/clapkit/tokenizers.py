@@ -1,0 +1,153 @@
+"""Tokenizers for the text towers, loaded from local files only.
+
+- bert (BERT, MiniLM): bundled, ``clapkit/assets/bert-base-uncased-vocab.txt``.
+- roberta, gpt2: a local directory with the tokenizer files (``vocab.json`` + ``merges.txt`` or ``tokenizer.json``),
+  given as ``tokenizer=`` or found under ``$CLAPKIT_TOKENIZERS/<roberta-base|gpt2>``.
+- clip: a local directory, or ``bpe_simple_vocab_16e6.txt.gz`` from an installed ``open_clip_torch`` / ``laion_clap``
+  distribution (read as a file, never imported).
+
+Captions are padded to the longest in the batch (not to the context length): the towers mask padding, so the
+embeddings are the same as with LAION's pad-to-77 and far cheaper.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+from importlib import metadata, resources
+from pathlib import Path
+
+import torch
+
+from clapkit.config import TextTowerConfig
+from clapkit.errors import TokenizerError
+
+_HUB_NAMES = {"roberta": "roberta-base", "gpt2": "gpt2", "bert": "bert-base-uncased", "clip": "clip"}
+
+
+class TextTokenizer:
+    """Turns captions into ``input_ids``/``attention_mask`` tensors for one text tower."""
+
+    def __init__(self, hf_tokenizer, kind: str, context_length: int):
+        self.hf_tokenizer = hf_tokenizer
+        self.kind = kind
+        self.context_length = context_length
+
+    def __call__(self, texts: list[str]) -> dict[str, torch.Tensor]:
+        texts = validate_captions(texts)
+        if self.kind == "gpt2":  # MS-CLAP 2023 appends the end-of-text token to every caption
+            texts = [t + " <|endoftext|>" for t in texts]
+        enc = self.hf_tokenizer(
+            texts, padding="longest", truncation=True, max_length=self.context_length, return_tensors="pt"
+        )
+        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def validate_captions(texts) -> list[str]:
+    if isinstance(texts, str):
+        texts = [texts]
+    texts = list(texts)
+    if not texts:
+        raise TokenizerError("no captions given: pass a non-empty list of strings")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TokenizerError(f"caption[{i}] is a {type(text).__name__}, not a string: {text!r}")
+        if not text.strip():
+            raise TokenizerError(f"caption[{i}] is empty: give each caption some words")
+    return texts
+
+
+def load_tokenizer(config: TextTowerConfig, path: str | Path | None = None) -> TextTokenizer:
+    """The tokenizer for ``config`` from ``path`` (a local directory), or from what ships offline."""
+    kind = config.tokenizer
+    if path is None:
+        path = _find_local(kind)
+    if path is None:
+        raise TokenizerError(_missing_message(kind))
+    path = Path(path)
+    if not path.exists():
+        raise TokenizerError(f"tokenizer directory {path} does not exist. {_missing_message(kind)}")
+    return TextTokenizer(_from_files(kind, path), kind, config.context_length)
+
+
+def _find_local(kind: str) -> Path | None:
+    root = os.environ.get("CLAPKIT_TOKENIZERS")
+    if root and (Path(root) / _HUB_NAMES[kind]).is_dir():
+        return Path(root) / _HUB_NAMES[kind]
+    if kind == "bert":
+        return Path(str(resources.files("clapkit") / "assets" / "bert-base-uncased-vocab.txt"))
+    if kind == "clip":
+        return _find_clip_bpe()
+    return None
+
+
+def _find_clip_bpe() -> Path | None:
+    for dist in ("open_clip_torch", "laion_clap"):
+        try:
+            files = metadata.files(dist) or []
+        except metadata.PackageNotFoundError:
+            continue
+        for f in files:
+            if f.name == "bpe_simple_vocab_16e6.txt.gz":
+                return Path(f.locate())
+    return None
+
+
+def _missing_message(kind: str) -> str:
+    name = _HUB_NAMES.get(kind, kind)
+    return (
+        f"no {kind} tokenizer available offline. Save one where clapkit can read it, e.g. on a machine with access: "
+        f"`AutoTokenizer.from_pretrained('{name}').save_pretrained('tokenizers/{name}')`, copy that folder here and "
+        f"pass tokenizer='tokenizers/{name}' (or set CLAPKIT_TOKENIZERS=tokenizers). Without a tokenizer, "
+        f"model.encode_text(input_ids, attention_mask) still works on pre-tokenised input."
+    )
+
+
+def _from_files(kind: str, path: Path):
+    from transformers import AutoTokenizer, BertTokenizerFast
+
+    try:
+        if kind == "bert":
+            vocab = path / "vocab.txt" if path.is_dir() else path
+            return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+        if kind == "clip" and path.name.endswith(".txt.gz"):
+            return _clip_from_bpe(path)
+        tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    except (OSError, ValueError) as exc:
+        raise TokenizerError(
+            f"could not read a {kind} tokenizer from {path}: {exc}. {_missing_message(kind)}"
+        ) from None
+    if kind == "gpt2" and tok.pad_token is None:
+        tok.add_special_tokens({"pad_token": "!"})  # as MS-CLAP does: '!' is id 0
+    return tok
+
+
+def _clip_from_bpe(bpe_path: Path):
+    """Build CLIP's tokenizer from the original ``bpe_simple_vocab_16e6.txt.gz`` merges file."""
+    from transformers import CLIPTokenizer
+
+    cache = Path(os.environ.get("CLAPKIT_CACHE", Path.home() / ".cache" / "clapkit")) / "clip-tokenizer"
+    if not (cache / "vocab.json").exists():
+        lines = gzip.open(bpe_path, "rt", encoding="utf-8").read().split("\n")
+        merges = lines[1 : 49152 - 256 - 2 + 1]
+        alphabet = list(_bytes_to_unicode().values())
+        vocab = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in merges]
+        vocab += ["<|startoftext|>", "<|endoftext|>"]
+        cache.mkdir(parents=True, exist_ok=True)
+        (cache / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+        (cache / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}), encoding="utf-8")
+    return CLIPTokenizer(str(cache / "vocab.json"), str(cache / "merges.txt"), pad_token="!")
+
+
+def _bytes_to_unicode() -> dict[int, str]:
+    """GPT-2/CLIP's reversible byte -> printable character table."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1))
+    printable += list(range(ord("®"), ord("ÿ") + 1))
+    codes = list(printable)
+    order = list(printable)
+    for b in range(256):
+        if b not in printable:
+            order.append(b)
+            codes.append(256 + len(codes) - len(printable))
+    return {b: chr(c) for b, c in zip(order, codes)}

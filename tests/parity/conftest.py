@@ -1,6 +1,6 @@
 """Parity fixtures: reference outputs come from the reference environment (built by scripts/setup_reference_env.sh).
 
-The reference models are built with random weights by ``tests/parity/reference_outputs.py`` in that environment,
+The reference models are built with random weights by ``tests/parity/reference_laion.py`` in that environment,
 once per checkout (cached in ``.cache/parity``, or ``$CLAPKIT_PARITY_DIR``). A missing reference environment is a
 test failure with instructions, never a skip.
 """
@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = Path(__file__).with_name("reference_outputs.py")
 MEASURED: list[tuple[str, str, float]] = []
 
 
@@ -26,20 +25,22 @@ def _reference_python() -> Path:
 
 @pytest.fixture(scope="session")
 def parity_dir() -> Path:
+    """Run every ``tests/parity/reference_*.py`` whose outputs are missing or older than the script."""
     out = Path(os.environ.get("CLAPKIT_PARITY_DIR", ROOT / ".cache" / "parity"))
-    manifest = out / "manifest.json"
-    fresh = manifest.exists() and json.loads(manifest.read_text()).get("format") == 1
-    if fresh and manifest.stat().st_mtime >= SCRIPT.stat().st_mtime:
-        return out
     python = _reference_python()
-    if not python.exists():
-        pytest.fail(
-            f"reference environment not found at {python}: run `bash scripts/setup_reference_env.sh` "
-            "(or set CLAPKIT_REF_PYTHON to a Python with laion-clap 1.1.7, msclap 1.3.4 and transformers 4.57.6)"
-        )
-    result = subprocess.run([str(python), str(SCRIPT), "--out", str(out)], capture_output=True, text=True)
-    if result.returncode != 0:
-        pytest.fail(f"building reference outputs failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    for script in sorted(Path(__file__).parent.glob("reference_*.py")):
+        manifest = out / f"manifest_{script.stem}.json"
+        if manifest.exists() and manifest.stat().st_mtime >= script.stat().st_mtime:
+            continue
+        if not python.exists():
+            pytest.fail(
+                f"reference environment not found at {python}: run `bash scripts/setup_reference_env.sh` "
+                "(or set CLAPKIT_REF_PYTHON to a Python with laion-clap 1.1.7, msclap 1.3.4 and transformers 4.57.6)"
+            )
+        result = subprocess.run([str(python), str(script), "--out", str(out)], capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.fail(f"{script.name} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        manifest.write_text(json.dumps({"script": script.name, "log": result.stdout[-2000:]}))
     return out
 
 

@@ -1,0 +1,159 @@
+"""``clapkit data shard`` (manifest -> webdataset tar shards) and ``clapkit data captions`` (precompute keyword
+captions and ReCLAP rewrites into a manifest)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+from pathlib import Path
+
+from clapkit.errors import ClapkitError
+
+
+def cmd_shard(args: argparse.Namespace) -> int:
+    from clapkit.train.shards import write_shards
+
+    result = write_shards(
+        args.manifest, args.out, sample_rate=None if args.keep_original else args.sample_rate,
+        max_items_per_shard=args.max_items_per_shard, prefix=args.prefix, root=args.root,
+        skip_silent=not args.keep_silent, workers=args.workers, overwrite=args.overwrite,
+    )
+    print(f"wrote {result.items} items in {len(result.shards)} shards to {args.out} (sizes in {result.sizes_path})")
+    print(f"skipped: {result.skipped.summary()}")
+    return 0 if result.items else 1
+
+
+def build_backend(args: argparse.Namespace):
+    """The text backend of ``--backend`` (``None`` for offline), wrapped in a JSONL cache."""
+    from clapkit.textgen import CachedGenerator, ChatEndpoint, Seq2SeqModel
+
+    if args.backend == "offline":
+        return None
+    if args.backend == "chat":
+        if not args.base_url or not args.model:
+            raise ClapkitError("--backend chat needs --base-url (your server, e.g. http://127.0.0.1:8000/v1) and "
+                               "--model (the name it serves)")
+        api_key = None
+        if args.api_key_env:
+            api_key = os.environ.get(args.api_key_env)
+            if not api_key:
+                raise ClapkitError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
+        backend = ChatEndpoint(args.base_url, args.model, api_key, temperature=args.temperature,
+                               concurrency=args.concurrency, seed=args.seed, timeout=args.timeout)
+    else:
+        if not args.model_dir:
+            raise ClapkitError("--backend seq2seq needs --model-dir (a local transformers seq2seq directory)")
+        backend = Seq2SeqModel(args.model_dir, device=args.device)
+    cache = args.cache or f"{args.out}.textgen-cache.jsonl"
+    return CachedGenerator(backend, cache)
+
+
+def precompute_captions(args: argparse.Namespace) -> dict[str, int]:
+    """Read the manifest, add keyword captions and rewrites, debias, write ``args.out``; returns counts."""
+    from clapkit.train.captions import Debiaser, KeywordCaptioner, Rewriter
+    from clapkit.train.data import ManifestEntry, read_manifest
+
+    manifest = read_manifest(args.manifest, root=args.root)
+    backend = build_backend(args)
+    debias = Debiaser() if args.debias != "none" else None
+    entries = list(manifest.entries)
+    counts = {"entries": len(entries), "keyword_captions": 0, "rewrites": 0,
+              "skipped_rows": sum(manifest.skipped.values())}
+    generated: dict[str, list[str]] = {e.id: [] for e in entries}
+    if args.keywords_to_caption:
+        todo = [e for e in entries if not e.captions and e.keywords]
+        if todo:
+            captioner = KeywordCaptioner(backend, seed=args.seed)
+            for entry, caption in zip(todo, captioner.captions([list(e.keywords) for e in todo])):
+                generated[entry.id].append(caption)
+            counts["keyword_captions"] = len(todo)
+    rewrites: dict[str, list[str]] = {e.id: list(e.rewrites) for e in entries}
+    if args.rewrites > 0:
+        rewriter = Rewriter(backend, seed=args.seed)
+        pairs = [(e.id, c) for e in entries for c in (*e.captions, *generated[e.id])]
+        for (identifier, _), new in zip(pairs, rewriter.rewrite_many([c for _, c in pairs], args.rewrites)):
+            if debias is not None:
+                new = [debias(r) for r in new]
+            rewrites[identifier] = list(dict.fromkeys(rewrites[identifier] + new))
+            counts["rewrites"] += len(new)
+    out_entries = []
+    for e in entries:
+        originals = [debias(c) for c in e.captions] if debias is not None and args.debias == "all" else list(e.captions)
+        made = [debias(c) for c in generated[e.id]] if debias is not None else generated[e.id]
+        out_entries.append(ManifestEntry(e.id, e.audio, tuple(dict.fromkeys(originals + made)), e.keywords,
+                                         tuple(rewrites[e.id])))
+    write_manifest(out_entries, args.out)
+    return counts
+
+
+def write_manifest(entries, path: str | os.PathLike[str]) -> None:
+    """Write entries as JSONL (or CSV with JSON-array cells when ``path`` ends in .csv); audio paths relative to the
+    output's folder. Written to a temporary file and renamed, so a failure never leaves half a manifest."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    records = [e.to_record(relative_to=out.parent.resolve()) for e in entries]
+    tmp = out.with_name(out.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        if out.suffix.lower() == ".csv":
+            writer = csv.DictWriter(f, fieldnames=["id", "audio", "captions", "keywords", "rewrites"])
+            writer.writeheader()
+            for r in records:
+                writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
+                                 for k, v in r.items()})
+        else:
+            for r in records:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+
+
+def cmd_captions(args: argparse.Namespace) -> int:
+    if not args.keywords_to_caption and args.rewrites <= 0:
+        raise ClapkitError("nothing to do: pass --keywords-to-caption and/or --rewrites N")
+    counts = precompute_captions(args)
+    print(f"wrote {counts['entries']} entries to {args.out}: {counts['keyword_captions']} keyword captions, "
+          f"{counts['rewrites']} rewrites ({counts['skipped_rows']} manifest rows skipped)")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    data = sub.add_parser("data", help="prepare training data: webdataset shards, keyword captions, rewrites")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+
+    shard = data_sub.add_parser("shard", help="write a manifest or caption folder as webdataset tar shards")
+    shard.add_argument("manifest", help="a .csv/.tsv/.jsonl/.json manifest or a folder with captions beside the audio")
+    shard.add_argument("--out", required=True, help="output folder for shard-NNNNNN.tar and sizes.json")
+    shard.add_argument("--sample-rate", type=int, default=48000, help="store 16-bit FLAC at this rate (default 48000)")
+    shard.add_argument("--keep-original", action="store_true", help="store the original audio bytes instead of FLAC")
+    shard.add_argument("--max-items-per-shard", type=int, default=1000)
+    shard.add_argument("--prefix", default="shard")
+    shard.add_argument("--root", help="resolve relative audio paths against this folder (default: the manifest's)")
+    shard.add_argument("--workers", type=int, default=1, help="decode with this many processes")
+    shard.add_argument("--keep-silent", action="store_true", help="keep silent clips (skipped by default)")
+    shard.add_argument("--overwrite", action="store_true", help="replace existing shards with the same prefix")
+    shard.set_defaults(func=cmd_shard)
+
+    captions = data_sub.add_parser("captions", help="precompute keyword captions and caption rewrites into a manifest")
+    captions.add_argument("manifest", help="input manifest or caption folder")
+    captions.add_argument("--out", required=True, help="output manifest (.jsonl, or .csv)")
+    captions.add_argument("--keywords-to-caption", action="store_true",
+                          help="give rows with keywords but no caption a caption made from the keywords")
+    captions.add_argument("--rewrites", type=int, default=0, metavar="N", help="add N rewrites of every caption")
+    captions.add_argument("--backend", choices=["offline", "chat", "seq2seq"], default="offline",
+                          help="offline: templates and rule-based rewrites; chat: an OpenAI-compatible server; "
+                               "seq2seq: a local transformers model directory")
+    captions.add_argument("--base-url", help="chat server URL, e.g. http://127.0.0.1:8000/v1 (no default)")
+    captions.add_argument("--model", help="model name the chat server serves")
+    captions.add_argument("--api-key-env", help="name of an environment variable holding the server's API key")
+    captions.add_argument("--temperature", type=float, default=0.7)
+    captions.add_argument("--concurrency", type=int, default=4, help="parallel chat requests")
+    captions.add_argument("--timeout", type=float, default=60.0, help="seconds per chat request")
+    captions.add_argument("--model-dir", help="local seq2seq model directory (T5, BART, ...)")
+    captions.add_argument("--device", default="cpu")
+    captions.add_argument("--cache", help="JSONL cache of generated text (default: OUT.textgen-cache.jsonl)")
+    captions.add_argument("--seed", type=int, default=0)
+    captions.add_argument("--debias", choices=["generated", "all", "none"], default="generated",
+                          help="man/woman -> person, boy/girl -> child in generated text (default), all text, or none")
+    captions.add_argument("--root", help="resolve relative audio paths against this folder")
+    captions.set_defaults(func=cmd_captions)

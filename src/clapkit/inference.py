@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from clapkit.config import ModelConfig
-from clapkit.errors import AudioError, TokenizerError
+from clapkit.errors import AudioError, ConfigError, TokenizerError
 from clapkit.models.clap import ClapModule
 
 AudioInput = Any  # a path, a list of paths, a 1-D/2-D array, or a list of 1-D arrays
@@ -139,9 +139,16 @@ class ClapModel:
 
         Several prompt templates are averaged (mean of the normalised text embeddings, re-normalised).
         """
-        audio = self.embed_audio(inputs, sample_rate, batch_size)
         text = self.label_embeddings(labels, prompt)
-        logits = self.similarity(audio, text)
+        audio = self.embed_audio(inputs, sample_rate, batch_size)
+        return self.probabilities(audio, text, multi_label)
+
+    def probabilities(
+        self, audio_embeddings: np.ndarray, label_embeddings: np.ndarray, multi_label: bool = False
+    ) -> np.ndarray:
+        """Zero-shot probabilities (N, L) from embeddings: softmax of the logits over the labels (one label per clip),
+        or one sigmoid per label with ``multi_label`` (any number of labels may apply)."""
+        logits = self.similarity(audio_embeddings, label_embeddings).astype(np.float64)
         if multi_label:
             return 1.0 / (1.0 + np.exp(-logits))
         logits = logits - logits.max(axis=1, keepdims=True)
@@ -151,10 +158,19 @@ class ClapModel:
     def label_embeddings(
         self, labels: Sequence[str], prompt: str | Sequence[str] = "This is a sound of {}."
     ) -> np.ndarray:
+        """One L2-normalised text embedding per label: the mean over the prompt templates (a prompt ensemble) of the
+        embeddings of ``template.format(label)``, re-normalised. Every template must contain ``{}``."""
         templates = [prompt] if isinstance(prompt, str) else list(prompt)
         labels = list(labels)
         if not labels:
-            raise ValueError("classify needs at least one label")
+            raise ConfigError(
+                "classify needs at least one label: pass labels=[...] (CLI: --labels a,b or --labels-file F)"
+            )
+        if not templates or any("{}" not in t for t in templates):
+            raise ConfigError(
+                f"prompt templates {templates!r}: each must contain {{}} where the label goes, "
+                "e.g. 'This is a sound of {}.'"
+            )
         stacked = np.stack([self.embed_text([t.format(label) for label in labels]) for t in templates])
         mean = stacked.mean(axis=0)
         return mean / np.linalg.norm(mean, axis=1, keepdims=True)
@@ -165,3 +181,14 @@ class ClapModel:
         from clapkit.checkpoints import save_clapkit
 
         return save_clapkit(directory, self.config, self.module.state_dict())
+
+
+def top_labels(probabilities: np.ndarray, labels: Sequence[str], k: int = 5) -> list[list[tuple[str, float]]]:
+    """The ``k`` most probable labels of each row of ``probabilities (N, L)``, best first (ties: label order)."""
+    labels = list(labels)
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim != 2 or probabilities.shape[1] != len(labels):
+        raise ValueError(f"probabilities of shape {probabilities.shape} do not match {len(labels)} labels")
+    k = max(1, min(int(k), len(labels)))
+    order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
+    return [[(labels[j], float(row[j])) for j in idx] for row, idx in zip(probabilities, order)]

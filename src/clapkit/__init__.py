@@ -3,8 +3,12 @@
 from clapkit.config import AudioFrontendConfig, AudioTowerConfig, HeadConfig, ModelConfig, TextTowerConfig
 from clapkit.errors import AudioError, CheckpointError, ClapkitError, ConfigError, TokenizerError
 from clapkit.inference import ClapModel
+from clapkit.inputs import discover_inputs
+from clapkit.jobs import embed_files
 from clapkit.loading import load
+from clapkit.locate import locate
 from clapkit.registry import get_config, list_models, register_model
+from clapkit.store import EmbeddingStore
 
 __version__ = "0.1.0"
 
@@ -16,12 +20,17 @@ __all__ = [
     "ClapModel",
     "ClapkitError",
     "ConfigError",
+    "EmbeddingStore",
     "HeadConfig",
     "ModelConfig",
     "TextTowerConfig",
+    "TokenizerError",
     "__version__",
+    "discover_inputs",
+    "embed_files",
     "get_config",
     "list_models",
     "load",
+    "locate",
     "register_model",
 ]

@@ -48,6 +48,9 @@ class AudioFrontendConfig:
     fusion_mel_norm: str | None = None
     filterbank_sample_rate: int | None = None
     filterbank_f_max: float | None = None
+    # the fused global view shrinks the whole mel with bilinear interpolation; LAION (torchvision Resize) antialiases,
+    # HF's ClapFeatureExtractor (F.interpolate) does not
+    fusion_resize_antialias: bool = True
     quirks: tuple[str, ...] = ()  # human-readable notes on reference behaviour reproduced here
 
     @property
@@ -80,6 +83,9 @@ class AudioTowerConfig:
     num_classes: int = 527  # HTSAT's tscam/head and PANN's fc_audioset (kept for checkpoint round trips)
     spec_augment: bool = True  # SpecAugment in training mode only
     drop_path_rate: float = 0.1
+    # HTSAT input longer than spec_size * freq_ratio frames: "error", or "msclap_crops" (MS-CLAP 2023: evaluation
+    # averages the pooled embeddings of 689-frame crops taken every 344 frames; training takes one random crop)
+    long_input: str = "error"
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,8 @@ def load(
         load_state_dict_strict(module, state_dict, str(weights or path_or_name))
     from clapkit.tokenizers import load_tokenizer
 
+    if tokenizer is None and Path(path_or_name).is_dir() and _has_tokenizer_files(Path(path_or_name)):
+        tokenizer = path_or_name  # Hugging Face directories ship their tokenizer
     try:
         text_tokenizer = load_tokenizer(config.text, tokenizer)
     except TokenizerError:
@@ -43,6 +45,10 @@ def load(
             raise
         text_tokenizer = None  # embed_text will say how to supply one; encode_text still works
     return ClapModel(module, config, text_tokenizer, device)
+
+
+def _has_tokenizer_files(directory: Path) -> bool:
+    return any((directory / name).exists() for name in ("tokenizer.json", "vocab.json", "vocab.txt"))
 
 
 def _resolve(path_or_name, weights, trust_pickle) -> tuple[ModelConfig, dict | None]:

@@ -119,13 +119,19 @@ def chunk_starts(
 
 
 def fuse_mel(
-    mel: torch.Tensor, chunk_frames: int, *, train: bool = False, generator: np.random.Generator | None = None
+    mel: torch.Tensor,
+    chunk_frames: int,
+    *,
+    train: bool = False,
+    generator: np.random.Generator | None = None,
+    antialias: bool = True,
 ) -> tuple[torch.Tensor, bool]:
     """The 4-channel fusion input ``(4, chunk_frames, n_mels)`` of one mel ``(frames, n_mels)``, and ``is_longer``.
 
     ``frames == chunk_frames`` (audio just over one clip, less than a hop more) gives 4 copies and False, as LAION.
     Otherwise ``[global, front, middle, back]``: the global view is the whole mel resized to ``(chunk_frames,
-    n_mels)`` with bilinear interpolation, ``align_corners=False``, antialias on (torchvision ``Resize`` on tensors).
+    n_mels)`` with bilinear interpolation, ``align_corners=False``, antialias on (LAION: torchvision ``Resize`` on
+    tensors) or off (``antialias=False``: HF's ``ClapFeatureExtractor``, plain ``F.interpolate``).
     """
     frames, n_mels = mel.shape
     if frames < chunk_frames:
@@ -134,7 +140,7 @@ def fuse_mel(
         return mel[None].expand(4, -1, -1).clone(), False
     starts = chunk_starts(frames, chunk_frames, train=train, generator=generator)
     shrunk = F.interpolate(
-        mel[None, None], size=(chunk_frames, n_mels), mode="bilinear", align_corners=False, antialias=True
+        mel[None, None], size=(chunk_frames, n_mels), mode="bilinear", align_corners=False, antialias=antialias
     )[0, 0]
     return torch.stack([shrunk, *(mel[s : s + chunk_frames] for s in starts)]), True
 
@@ -219,6 +225,8 @@ def prepare_batch(
     # Long fusion items differ in length, so their whole-waveform mels are computed one by one.
     for i in long_fusion_index:
         mel = frontend(items[i][None])[0]
-        features[i], longer = fuse_mel(mel, frames, train=train, generator=rng)  # frames == cfg.chunk_frames
+        features[i], longer = fuse_mel(  # frames == cfg.chunk_frames
+            mel, frames, train=train, generator=rng, antialias=cfg.fusion_resize_antialias
+        )
         is_longer[i] = longer
     return AudioBatch(features=features, is_longer=is_longer.to(device))

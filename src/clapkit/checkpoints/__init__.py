@@ -12,15 +12,19 @@ from pathlib import Path
 
 import torch
 
-from clapkit.checkpoints import laion
+from clapkit.checkpoints import hf, laion, msclap
 from clapkit.checkpoints.io import extract_state_dict, read_checkpoint, save_safetensors
 from clapkit.config import ModelConfig
 from clapkit.errors import CheckpointError
 
 FAMILIES_HELP = (
     "clapkit knows these checkpoint families: LAION-CLAP (.pt with 'state_dict', keys audio_branch.*/text_branch.*, "
-    "e.g. 630k-best.pt, 630k-audioset-fusion-best.pt, music_*.pt), and clapkit's own (a directory with config.json + "
-    "model.safetensors, or a .safetensors file saved by model.save())"
+    "e.g. 630k-best.pt, 630k-audioset-fusion-best.pt, music_*.pt), MS-CLAP (CLAP_weights_2022.pth / "
+    "CLAP_weights_2023.pth: {'model': ...} with keys audio_encoder.*/caption_encoder.*/logit_scale), Hugging Face CLAP "
+    "(a directory with config.json of model_type 'clap' + model.safetensors or pytorch_model.bin, e.g. "
+    "laion/clap-htsat-unfused, laion/larger_clap_general; or its weights file, keys audio_model.*/text_model.*), "
+    "and clapkit's own (a directory with config.json + model.safetensors, or a .safetensors file saved by "
+    "model.save())"
 )
 
 
@@ -47,6 +51,13 @@ def load_weights(
     state_dict = extract_state_dict(read_checkpoint(path, trust_pickle=trust_pickle), str(path))
     if laion.is_laion(state_dict):
         return config or laion.infer_config(state_dict, path.name), laion.to_clapkit(state_dict)
+    if msclap.is_msclap(state_dict):
+        return config or msclap.infer_config(state_dict, path.name), msclap.to_clapkit(state_dict)
+    if msclap.is_clapcap(state_dict):
+        raise msclap.clapcap_error(str(path))
+    if hf.is_hf(state_dict):
+        detected = config or hf.config_for_file(path, state_dict)
+        return detected, hf.to_clapkit(state_dict, detected)
     if any(k.startswith("audio_tower.") for k in state_dict):
         if config is None:
             raise CheckpointError(
@@ -67,6 +78,8 @@ def _load_directory(path: Path, config: ModelConfig | None) -> tuple[ModelConfig
         if not weights.exists():
             raise CheckpointError(f"{path}: config.json found but model.safetensors is missing")
         return config or ModelConfig.from_json(cfg_path), read_checkpoint(weights)
+    if hf.is_hf_config(raw):
+        return hf.load_directory(path, raw, config)
     raise CheckpointError(f"{path}: config.json is not a clapkit config (keys {sorted(raw)[:8]}). {FAMILIES_HELP}")
 
 

@@ -24,7 +24,11 @@ def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Any:
     """Read a checkpoint file without running code from it (unless ``trust_pickle``)."""
     path = Path(path)
     if not path.exists():
-        raise CheckpointError(f"{path}: checkpoint file not found")
+        raise CheckpointError(
+            f"{path}: checkpoint file not found. clapkit never downloads weights: copy the checkpoint to this path "
+            "(LAION-CLAP .pt, MS-CLAP .pth, a Hugging Face CLAP directory or a clapkit directory; see "
+            "docs/checkpoints.md), or pass weights='random' for an untrained model"
+        )
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory; pass the weights file inside it or load the directory itself")
     if path.stat().st_size == 0:
@@ -79,6 +83,9 @@ def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

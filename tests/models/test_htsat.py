@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from clapkit.errors import ConfigError
+from clapkit.models import swin
 from clapkit.models.htsat import HTSAT, htsat_config
 from clapkit.models.swin import merge_order, shifted_window_mask, window_order
 
@@ -108,6 +109,20 @@ def test_autograd_path_matches_inference_path(tiny: HTSAT) -> None:
         recorded = tiny(x.requires_grad_())
     assert recorded.requires_grad
     assert (recorded.detach() - fast).abs().max() <= 1e-6
+
+
+def test_chunk_size_does_not_change_output(tiny: HTSAT, monkeypatch: pytest.MonkeyPatch) -> None:
+    # 7-window chunks straddle clips and the shifted-mask period (64, 16, 4 windows per clip in the first 3 stages)
+    x = log_mel(2, seed=11)
+    with torch.inference_mode():
+        default = tiny(x)
+    monkeypatch.setattr(swin, "CHUNK_TOKENS", 7 * 64)
+    with torch.inference_mode():
+        scattered = tiny(x)  # chunks scattered into the output order
+    with torch.enable_grad():
+        gathered = tiny(x).detach()  # chunks concatenated, then gathered
+    assert (scattered - default).abs().max() <= 1e-5
+    assert (gathered - default).abs().max() <= 1e-5
 
 
 def test_window_order_matches_roll_and_partition() -> None:

@@ -23,7 +23,6 @@ import json
 import math
 import os
 import time
-import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,12 +31,8 @@ from typing import Any
 import numpy as np
 
 from clapkit.errors import ClapkitError
+from clapkit.files import atomic_write, locked
 from clapkit.inputs import Failure
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no cross-process locking
-    fcntl = None
 
 STORE_FORMAT = "clapkit-embeddings"
 STORE_VERSION = 1
@@ -54,34 +49,7 @@ STALE_SECONDS = 3600  # a temporary part file this old was left by a killed proc
 
 
 # ------------------------------------------------------------------------------------------------------ locking
-@contextlib.contextmanager
-def _locked(directory: Path, exclusive: bool) -> Iterator[None]:
-    try:
-        handle = open(directory / ".lock", "a+") if fcntl is not None else None
-    except OSError:  # a read-only store: nobody can be merging into it
-        handle = None
-    if handle is None:
-        yield
-        return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
-
-def _write_atomically(path: Path, write) -> None:
-    """``write(tmp_path)`` then fsync and rename over ``path``."""
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 # ------------------------------------------------------------------------------------------------ store.json
@@ -102,7 +70,7 @@ def prepare_store(directory: str | os.PathLike[str], info: dict) -> Path:
     info = {"format": STORE_FORMAT, "version": STORE_VERSION, **info}
     path = out / INFO_FILE
     if not path.exists():
-        _write_atomically(path, lambda tmp: tmp.write_text(json.dumps(info, indent=2) + "\n"))
+        atomic_write(path, lambda tmp: tmp.write_text(json.dumps(info, indent=2) + "\n"))
     existing = read_info(out)
     same = existing.get("embedding_dim") == info["embedding_dim"] and all(
         existing.get("model", {}).get(k) == info["model"][k] for k in ("fingerprint", "config_sha256")
@@ -174,7 +142,7 @@ def write_part(directory: str | os.PathLike[str], part: Part) -> Path:
         with open(tmp, "wb") as handle:
             np.savez(handle, **arrays)
 
-    _write_atomically(path, write)
+    atomic_write(path, write)
     return path
 
 
@@ -233,7 +201,7 @@ class StoreState:
 def read_state(directory: str | os.PathLike[str]) -> StoreState:
     """Files embedded so far (merged or still in parts) and files whose last attempt failed."""
     out = Path(directory)
-    with _locked(out, exclusive=False):
+    with locked(out, exclusive=False):
         paths, durations, _ = _read_index(out)
         done = dict(zip(paths, durations.tolist()))
         failed = set(_read_errors(out))
@@ -259,7 +227,7 @@ def merge_parts(directory: str | os.PathLike[str]) -> int:
     """Fold ``parts/`` into the merged files, sorted by path; return the number of files in the store."""
     out = Path(directory)
     dim = int(read_info(out)["embedding_dim"])
-    with _locked(out, exclusive=True):
+    with locked(out, exclusive=True):
         _recover(out)
         old_paths, old_durations, old_silent = _read_index(out)
         old = np.load(out / EMBEDDINGS_FILE, mmap_mode="r") if old_paths else np.zeros((0, dim), np.float32)
@@ -348,14 +316,14 @@ class EmbeddingStore:
         self.info = read_info(self.directory)
         if (self.directory / _PARTIAL[INDEX_FILE]).exists():  # a merge was interrupted after its first rename
             try:
-                with _locked(self.directory, exclusive=True):
+                with locked(self.directory, exclusive=True):
                     _recover(self.directory)
             except OSError as exc:
                 raise ClapkitError(
                     f"{self.directory}: an interrupted merge cannot be finished ({exc}); re-run "
                     "`clapkit embed` on it with write access"
                 ) from None
-        with _locked(self.directory, exclusive=False):
+        with locked(self.directory, exclusive=False):
             self.paths, self.durations, self.silent = _read_index(self.directory)
             dim = int(self.info["embedding_dim"])
             self.embeddings = (

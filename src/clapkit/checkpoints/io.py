@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import pickle
-import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from clapkit.errors import CheckpointError
+from clapkit.files import atomic_write
 
 TRUST_HINT = (
     "Full unpickling can run arbitrary code hidden in the file, so clapkit refuses it by default. If you trust where "
@@ -73,24 +72,6 @@ def extract_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
         f"{source}: no state dict found (expected a mapping of tensors, or one under 'state_dict' or 'model'); "
         f"found {type(obj).__name__}" + (f" with keys {sorted(map(str, obj))[:10]}" if isinstance(obj, Mapping) else "")
     )
-
-
-def atomic_write(path: str | Path, write: Callable[[str], None]) -> None:
-    """Call ``write(tmp_path)`` then rename into place, so a crash never leaves a half-written file at ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | Path, metadata: dict | None = None) -> None:

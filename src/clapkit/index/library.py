@@ -23,20 +23,15 @@ import csv
 import json
 import math
 import os
-import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from clapkit.errors import ClapkitError
+from clapkit.files import atomic_write, locked
 from clapkit.index.vectors import APPROXIMATE_FROM, DEFAULT_NPROBE, EXACT, VectorIndex, choose_kind
-
-try:
-    import fcntl
-except ImportError:  # pragma: no cover - Windows: no cross-process locking
-    fcntl = None
 
 INDEX_FORMAT = "clapkit-index"
 INDEX_VERSION = 1
@@ -65,33 +60,7 @@ class Hit:
     score: float
 
 
-@contextlib.contextmanager
-def _locked(directory: Path, exclusive: bool) -> Iterator[None]:
-    try:
-        handle = open(directory / ".lock", "a+") if fcntl is not None else None
-    except OSError:  # a read-only index: nobody can be writing to it
-        handle = None
-    if handle is None:
-        yield
-        return
-    with handle:
-        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
-
-def _replace_atomically(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def same_model(recorded: dict, identity: dict) -> bool:
@@ -178,7 +147,7 @@ class SoundIndex:
     def open(cls, directory: str | os.PathLike[str], nprobe: int | None = None) -> SoundIndex:
         """Open the last committed generation of the index in ``directory``."""
         out = Path(directory)
-        with _locked(out, exclusive=False) if out.is_dir() else contextlib.nullcontext():
+        with locked(out, exclusive=False) if out.is_dir() else contextlib.nullcontext():
             info = cls.read_info(out)
             generation = int(info["generation"])
             items = _read_items(out / f"items-{generation}.csv")
@@ -310,16 +279,16 @@ class SoundIndex:
     def save(self) -> None:
         """Commit the index as a new generation (see the module docstring)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        with _locked(self.directory, exclusive=True):
+        with locked(self.directory, exclusive=True):
             on_disk = int(self.read_info(self.directory)["generation"]) if self.exists(self.directory) else None
             if on_disk != self._committed:
                 raise ClapkitError(f"{self.directory} was changed by another process meanwhile; run the command again")
             new = 0 if on_disk is None else on_disk + 1
-            _replace_atomically(self.directory / f"vectors-{new}.faiss", self.vectors.save)
-            _replace_atomically(self.directory / f"items-{new}.csv", lambda tmp: _write_items(tmp, self.items))
+            atomic_write(self.directory / f"vectors-{new}.faiss", self.vectors.save)
+            atomic_write(self.directory / f"items-{new}.csv", lambda tmp: _write_items(tmp, self.items))
             info = {**self.info, "generation": new, "kind": self.kind, "trained_on": self.vectors.trained_on}
             text = json.dumps(info, indent=2) + "\n"
-            _replace_atomically(self.directory / INFO_FILE, lambda tmp: tmp.write_text(text))
+            atomic_write(self.directory / INFO_FILE, lambda tmp: tmp.write_text(text))
             self.info, self._committed = info, new
             for stale in [*self.directory.glob("vectors-*.faiss"), *self.directory.glob("items-*.csv")]:
                 if stale.stem.rsplit("-", 1)[-1] != str(new):

@@ -44,11 +44,15 @@ def test_text_search_ranks_by_cosine_similarity(client, searcher):
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"q": ""}, {"q": "   "}, {"q": "x", "k": 0}, {"q": "x", "k": 101}, {"q": "x" * 501}, {"q": "x", "k": "a"}],
+    [{}, {"q": ""}, {"q": "   "}, {"q": "\x85"}, {"q": "\u3000\n"}, {"q": "x", "k": 0}, {"q": "x", "k": 101}, {"q": "x" * 501}, {"q": "x", "k": "a"}],
 )
 def test_bad_search_parameters_are_422(client, params):
     response = client.get("/api/search", params=params)
     assert response.status_code == 422 and response.json()["detail"]
+
+
+def test_search_text_with_unicode_spaces_around_words_is_accepted(client):
+    assert client.get("/api/search", params={"q": "\x85a dog\u3000"}).status_code == 200
 
 
 def test_more_like_this_leaves_the_item_out(client, searcher):

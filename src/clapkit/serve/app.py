@@ -145,7 +145,11 @@ def create_app(searcher: IndexSearcher, settings: ServeSettings | None = None) -
         return name, decode_upload(data, name, model.sample_rate, settings.max_clip_seconds)
 
     k_query = Query(10, ge=1, le=settings.max_k, description="how many results")
-    text_query = Query(min_length=1, max_length=500, pattern=r"\S", description="a description of the sound")
+    # "[!-~]": at least one printable ASCII character. Not "\S": regex engines disagree on what is a space (U+0085 is
+    # one for Python and pydantic's Rust regex but not for Hypothesis), and the text towers' vocabularies are English.
+    text_query = Query(
+        min_length=1, max_length=500, pattern=r"[!-~]", description="a description of the sound (some ASCII text)"
+    )
     item_path = PathParam(ge=0, le=2**62, description="an item id (from a search result)")
     labels_query = Query(None, max_length=10_000, description="comma-separated labels (default: AudioSet classes)")
 

@@ -44,7 +44,17 @@ def test_text_search_ranks_by_cosine_similarity(client, searcher):
 
 @pytest.mark.parametrize(
     "params",
-    [{}, {"q": ""}, {"q": "   "}, {"q": "\x85"}, {"q": "\u3000\n"}, {"q": "x", "k": 0}, {"q": "x", "k": 101}, {"q": "x" * 501}, {"q": "x", "k": "a"}],
+    [
+        {},
+        {"q": ""},
+        {"q": "   "},
+        {"q": "\x85"},
+        {"q": "\u3000\n"},
+        {"q": "x", "k": 0},
+        {"q": "x", "k": 101},
+        {"q": "x" * 501},
+        {"q": "x", "k": "a"},
+    ],
 )
 def test_bad_search_parameters_are_422(client, params):
     response = client.get("/api/search", params=params)

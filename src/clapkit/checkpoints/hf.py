@@ -9,10 +9,9 @@ Keys: HF renamed LAION's ``audio_branch`` (``audio_model.audio_encoder``: ``bn0`
 ``output.dense``) and split each Swin ``attn.qkv`` into ``attention.self.query/key/value``; ``text_branch`` is
 ``text_model`` (plus persistent ``position_ids``/``token_type_ids`` buffers, dropped here), the projection MLPs'
 ``0``/``2`` are ``linear1``/``linear2``. HF keeps neither the Swin ``attn_mask`` buffers (recomputed here from the
-geometry) nor HTSAT's AudioSet classifier ``tscam_conv``/``head`` (unused by CLAP embeddings: zero-filled here).
-
-The processor front end (``ClapFeatureExtractor``) is reproduced by :func:`frontend_from_processor`; the quirks it
-records are listed in ``AudioFrontendConfig.quirks`` of every HF config and in ``docs/checkpoints.md``.
+geometry) nor HTSAT's AudioSet classifier ``tscam_conv``/``head`` (unused by embeddings: zero-filled here).
+The processor front end (``ClapFeatureExtractor``) is reproduced by :func:`frontend_from_processor` (quirks in
+``AudioFrontendConfig.quirks`` and ``docs/checkpoints.md``).
 """
 
 from __future__ import annotations
@@ -113,14 +112,9 @@ def config_from_hf(raw: dict[str, Any], processor: dict[str, Any] | None, source
     width = int(audio["patch_embeds_hidden_size"])
     fusion = bool(audio["enable_fusion"])
     tower = AudioTowerConfig(
-        kind="htsat",
-        variant=HTSAT_VARIANTS.get(width, f"width{width}"),
-        embed_dim=int(audio["hidden_size"]),
-        enable_fusion=fusion,
-        fusion_type="aff_2d",
-        spec_size=int(audio["spec_size"]),
-        patch_size=int(audio["patch_size"]),
-        window_size=int(audio["window_size"]),
+        kind="htsat", variant=HTSAT_VARIANTS.get(width, f"width{width}"), embed_dim=int(audio["hidden_size"]),
+        enable_fusion=fusion, fusion_type="aff_2d", spec_size=int(audio["spec_size"]),
+        patch_size=int(audio["patch_size"]), window_size=int(audio["window_size"]),
         depths=tuple(int(d) for d in audio["depths"]),
         num_heads=tuple(int(h) for h in audio["num_attention_heads"]),
         htsat_embed_dim=width,

@@ -1,6 +1,6 @@
 """MS-CLAP checkpoints (microsoft/CLAP, pip ``msclap``): ``CLAP_weights_2022.pth`` and ``CLAP_weights_2023.pth``.
 
-Layout: ``{'model': state_dict}`` (msclap reads ``torch.load(path)['model']``) with the keys of msclap's ``CLAP``
+Layout: ``{'model': state_dict}`` (msclap reads the file and takes ``['model']``) with the keys of msclap's ``CLAP``
 module, no DDP prefix (a ``module.`` prefix is tolerated anyway):
 
 - ``audio_encoder.base.*``: 2022 the PANN Cnn14 (``conv_block1`` ... ``fc1``, ``fc_audioset``), 2023 HTSAT under

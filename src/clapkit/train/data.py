@@ -6,9 +6,8 @@ Every dataset yields the same item dict::
     {"id": str, "waveform": np.ndarray (float32, mono, at the dataset's sample_rate),
      "captions": list[str] (>= 1), "keywords": list[str], "rewrites": list[str]}
 
-Bad rows and bad items (no audio path, no caption, unreadable, missing, empty or silent audio) are skipped with a
-count per reason (``.skipped``) and one warning line each on the ``clapkit.train`` logger; nothing crashes.
-See ``docs/training-data.md`` for the accepted columns and layouts.
+Bad rows and items (no path, no caption, unreadable, missing, empty or silent audio) are skipped, counted per reason
+(``.skipped``) and logged once each on ``clapkit.train``; nothing crashes. Columns and layouts: docs/training-data.md.
 """
 
 from __future__ import annotations
@@ -42,8 +41,7 @@ SILENCE_THRESHOLD_DB = -90.0
 
 @dataclass(frozen=True)
 class ManifestEntry:
-    """One training clip: ``audio`` is a resolved path; ``captions`` may be empty only when ``keywords`` are given
-    (a keyword-to-caption step makes the caption)."""
+    """One training clip (resolved ``audio`` path); ``captions`` may be empty only when ``keywords`` are given."""
 
     id: str
     audio: str
@@ -77,7 +75,6 @@ class SkipCounter(Counter):
 @dataclass
 class Manifest:
     """Parsed manifest: usable ``entries`` in file order and the ``skipped`` rows by reason."""
-
     entries: list[ManifestEntry]
     skipped: SkipCounter
     source: str

@@ -158,6 +158,8 @@ def test_zero_shot_tags_of_a_clip_and_of_an_item(client, searcher):
     assert [t["label"] for t in item_tags["tags"]] == [t.label for t in expected] and item_tags["item_id"] == target
     for labels in (",".join("x" * 101 for _ in range(2)), ",".join(str(i) for i in range(101))):  # too long, too many
         assert client.get(f"/api/items/{target}/tags", params={"labels": labels}).status_code == 422
+    blank = client.get(f"/api/items/{target}/tags", params={"labels": " , ", "k": 2}).json()
+    assert blank["tags"] == item_tags["tags"]  # blank labels mean the default vocabulary
 
 
 def test_timeline_of_a_long_file(client, searcher):

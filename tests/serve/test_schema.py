@@ -46,7 +46,8 @@ def test_every_operation_conforms_to_the_schema(app, searcher):
             response = case.call(headers={"Host": "testserver"})
             assert response.status_code < 500, (case.method, case.formatted_path, response.text[:300])
             # a schema cannot say "audio": generated binary files are valid by the schema and rightly refused (415)
-            excluded = [positive_data_acceptance] if case.method == "POST" else []
+            # nor the label-count and label-length limits of the tags operations (checked in test_api.py)
+            excluded = [positive_data_acceptance] if case.method == "POST" or "tags" in case.path else []
             case.validate_response(response, excluded_checks=excluded)
             seen.setdefault(case.operation.label, set()).add(response.status_code)
 

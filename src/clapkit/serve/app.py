@@ -79,7 +79,9 @@ def _labels(text: str | None, limit: int) -> list[str] | None:
     if text is None:
         return None
     labels = [label.strip() for label in text.split(",") if label.strip()]
-    if not labels or len(labels) > limit or any(len(label) > 100 for label in labels):
+    if not labels:  # "labels=" or only commas/spaces: as if not given (the default AudioSet classes)
+        return None
+    if len(labels) > limit or any(len(label) > 100 for label in labels):
         raise HTTPException(422, f"labels: give 1 to {limit} comma-separated labels of at most 100 characters")
     return labels
 

@@ -51,6 +51,12 @@ class AudioFrontendConfig:
     # the fused global view shrinks the whole mel with bilinear interpolation; LAION (torchvision Resize) antialiases,
     # HF's ClapFeatureExtractor (F.interpolate) does not
     fusion_resize_antialias: bool = True
+    # "db": 10 log10(max(mel, amin)) - ref (every public CLAP); "log10_1p": log10(1 + log_gain * mel) * log_scale
+    # (aiSFX's compression, used by the clapkit default model)
+    scaling: str = "db"
+    log_gain: float = 10000.0
+    log_scale: float = 1.0
+    peak_normalize: bool = False  # divide each whole waveform by its peak before cropping (aiSFX)
     quirks: tuple[str, ...] = ()  # human-readable notes on reference behaviour reproduced here
 
     @property
@@ -65,7 +71,8 @@ class AudioFrontendConfig:
 
 @dataclass(frozen=True)
 class AudioTowerConfig:
-    """The audio encoder. ``kind``: "htsat" | "pann"; ``variant``: htsat tiny/base/large, pann cnn6/cnn10/cnn14."""
+    """The audio encoder. ``kind``: "htsat" | "pann" | "sfxcnn"; ``variant``: htsat tiny/base/large, pann
+    cnn6/cnn10/cnn14, sfxcnn cnn8 (aiSFX's 4-block CNN: max pooling, mean over mel bins then max over time)."""
 
     kind: str = "htsat"
     variant: str = "tiny"

@@ -18,7 +18,8 @@ from clapkit.config import AudioFrontendConfig
 from clapkit.errors import AudioError, ConfigError
 
 MEL_SCALES = ("slaney", "htk")
-MEL_NORMS = ("slaney", None)
+MEL_NORMS = ("slaney", "l1", None)
+SCALINGS = ("db", "log10_1p")
 PAD_MODES = ("reflect", "constant", "replicate", "circular")
 
 
@@ -82,6 +83,8 @@ def mel_filterbank(
     weights = torch.clamp(torch.minimum(rising, falling), min=0.0)
     if norm == "slaney":
         weights = weights * (2.0 / (hz_points[2:] - hz_points[:-2]))[None, :]
+    elif norm == "l1":  # librosa's norm=1: each filter sums to one
+        weights = weights / weights.sum(dim=0, keepdim=True).clamp(min=1e-12)
     return weights.to(torch.float32).contiguous()
 
 
@@ -181,6 +184,8 @@ class MelFrontend(torch.nn.Module):
         c = self.config
         power = self.power_spectrogram(waveforms)  # (B, frames, freqs), a transposed view of (B, freqs, frames)
         mel = torch.matmul(self.filterbank.T, power.transpose(1, 2)).transpose(1, 2)  # GEMM on the contiguous layout
+        if c.scaling == "log10_1p":
+            return torch.log10(1.0 + c.log_gain * mel) * c.log_scale
         return power_to_db(mel, amin=c.amin, ref=c.ref, top_db=c.top_db)
 
 
@@ -202,6 +207,10 @@ def _check_config(c: AudioFrontendConfig) -> None:
             problems.append(f"{scale_field} {getattr(c, scale_field)!r} is not one of {MEL_SCALES}")
         if getattr(c, norm_field) not in MEL_NORMS:
             problems.append(f"{norm_field} {getattr(c, norm_field)!r} is not one of {MEL_NORMS}")
+    if c.scaling not in SCALINGS:
+        problems.append(f"scaling {c.scaling!r} is not one of {SCALINGS}")
+    if c.scaling == "log10_1p" and not (c.log_gain > 0 and c.log_scale > 0):
+        problems.append(f"log_gain and log_scale must be > 0 (got {c.log_gain}, {c.log_scale})")
     top = c.filterbank_f_max if c.filterbank_f_max is not None else c.f_max
     rate = c.filterbank_sample_rate or c.sample_rate
     if not 0 <= c.f_min < top <= rate / 2:

@@ -198,6 +198,8 @@ def prepare_batch(
     items = [_as_waveform(w, f"waveforms[{i}]").to(device) for i, w in enumerate(waveforms)]
     if cfg.int16_roundtrip:
         items = [quantize_int16(w) for w in items]
+    if cfg.peak_normalize:  # the whole waveform, before any crop: an item's level never depends on the crop
+        items = [w / peak if (peak := w.abs().max()) > 0 else w for w in items]
 
     batch_size = len(items)
     is_longer = torch.zeros(batch_size, dtype=torch.bool)

@@ -23,7 +23,11 @@ def build_audio_tower(config: AudioTowerConfig) -> nn.Module:
         from clapkit.models.pann import PANN
 
         return PANN(config)
-    raise ConfigError(f"unknown audio tower kind {config.kind!r}; known: 'htsat', 'pann'")
+    if config.kind == "sfxcnn":
+        from clapkit.models.sfxcnn import SfxCNN
+
+        return SfxCNN(config)
+    raise ConfigError(f"unknown audio tower kind {config.kind!r}; known: 'htsat', 'pann', 'sfxcnn'")
 
 
 class ClapModule(nn.Module):

@@ -61,11 +61,13 @@ class ConvBlock(nn.Module):
             if conv is not None:
                 _init_layer(conv)
 
-    def forward(self, x: Tensor, pool: bool = True) -> Tensor:
+    def forward(self, x: Tensor, pool: bool = True, max_pool: bool = False) -> Tensor:
         x = F.relu_(self.bn1(self.conv1(x)))
         if self.conv2 is not None:
             x = F.relu_(self.bn2(self.conv2(x)))
-        return F.avg_pool2d(x, kernel_size=2) if pool else x
+        if not pool:
+            return x
+        return F.max_pool2d(x, kernel_size=2) if max_pool else F.avg_pool2d(x, kernel_size=2)
 
 
 def drop_stripes(batch: int, length: int, max_width: int, stripes: int, device: torch.device) -> Tensor:

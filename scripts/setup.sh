@@ -9,6 +9,9 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q --disable-pip-version-check -e ".[test]" "torch==2.13.0"
 # open-clip-torch only ships the CLIP BPE vocabulary the CLIP-text tokenizer reads (the package is never imported)
 .venv/bin/pip install -q --disable-pip-version-check --no-deps open-clip-torch
+# aiSFX's pretrained sound-effects CNN starts the default model's recipe (`clapkit recipe default-model`); its own pins
+# (numpy 1.23, librosa 0.9) would break the environment and it is never imported, so: no dependencies
+.venv/bin/pip install -q --disable-pip-version-check --no-deps aisfx==0.1.2
 # the browser test (tests/serve/test_browser.py) drives Debian's Chromium with Selenium; install it once, as root (CI)
 if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver

@@ -12,6 +12,7 @@ from clapkit.errors import ClapkitError
 COMMAND_MODULES = [
     "clapkit.commands.models",
     "clapkit.commands.demo",
+    "clapkit.commands.recipe",
     "clapkit.commands.inference",
     "clapkit.commands.evaluate",
     "clapkit.commands.train",

@@ -8,6 +8,8 @@ import torch
 
 from clapkit.checkpoints import FAMILIES_HELP, load_weights
 from clapkit.config import ModelConfig
+from clapkit.default_model import NAMES as DEFAULT_NAMES
+from clapkit.default_model import default_parts
 from clapkit.errors import CheckpointError, TokenizerError
 from clapkit.inference import ClapModel
 from clapkit.models.clap import ClapModule
@@ -24,6 +26,7 @@ def load(
 ) -> ClapModel:
     """Load a CLAP model.
 
+    - ``load("default")``: clapkit's own offline model (aiSFX CNN + MiniLM, 512-d; docs/default-model.md).
     - ``load("630k-audioset-best.pt")``: the family and architecture are detected from the file.
     - ``load("laion-htsat-tiny", weights="630k-best.pt")``: a registry config with weights (checked strictly).
     - ``load("laion-htsat-tiny", weights="random")``: random initialisation (for tests and training from scratch).
@@ -53,6 +56,11 @@ def _has_tokenizer_files(directory: Path) -> bool:
 
 def _resolve(path_or_name, weights, trust_pickle) -> tuple[ModelConfig, dict | None]:
     name = str(path_or_name)
+    if name in DEFAULT_NAMES:
+        if weights is not None:
+            raise CheckpointError(f"{name!r} is clapkit's trained default model; pass weights= only with an "
+                                  "architecture name such as 'clapkit-default'")
+        return default_parts()
     if name in list_models():
         config = get_config(name)
         if weights is None:

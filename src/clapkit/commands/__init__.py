@@ -20,11 +20,13 @@ def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEF
     parser.add_argument("--tokenizer", help="local tokenizer directory (RoBERTa/GPT-2 towers need one)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--trust-pickle", action="store_true", help="allow full unpickling of a trusted checkpoint")
+    parser.add_argument("--fast", choices=("int8",), help="int8 audio tower (faster on CPU, inference only)")
 
 
 def load_model(args: argparse.Namespace):
     import clapkit
 
     return clapkit.load(
-        args.model, weights=args.weights, tokenizer=args.tokenizer, device=args.device, trust_pickle=args.trust_pickle
+        args.model, weights=args.weights, tokenizer=args.tokenizer, device=args.device, trust_pickle=args.trust_pickle,
+        fast=getattr(args, "fast", None),
     )

@@ -1,64 +1,56 @@
-"""``clapkit demo``: the README's main job: zero-shot classification and text search over a few example clips.
-
-Until the offline default model ships (it is trained by the default-model recipe), the demo runs the LAION HTSAT-tiny
-architecture with a BERT text tower and RANDOM weights: the pipeline is real, the scores are meaningless.
-"""
+"""``clapkit demo``: the README's main job: zero-shot classification and text search over the bundled example clips,
+with clapkit's offline default model (``clapkit.load("default")``; no download)."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import numpy as np
 
-SAMPLE_RATE = 48000
-LABELS = ["a high beep", "a low hum", "white noise", "clicks"]
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
+LABELS = ["piano", "violin", "drum kit", "trumpet", "church organ", "a person speaking", "dog barking",
+          "explosion", "footsteps", "running water"]
+QUERIES = ["someone says hello", "a drum beat", "a bowed string instrument"]
 
 
-def example_clips(sample_rate: int = SAMPLE_RATE) -> dict[str, np.ndarray]:
-    """Four generated 3-second clips (no files, no licences)."""
-    t = np.arange(3 * sample_rate) / sample_rate
-    rng = np.random.default_rng(0)
-    clicks = np.zeros_like(t)
-    clicks[:: sample_rate // 5] = 0.9
-    return {
-        "beep_2khz": 0.4 * np.sin(2 * np.pi * 2000 * t),
-        "hum_60hz": 0.4 * np.sin(2 * np.pi * 60 * t) + 0.1 * np.sin(2 * np.pi * 120 * t),
-        "white_noise": 0.2 * rng.standard_normal(t.size),
-        "clicks_5hz": clicks,
-    }
+def example_files() -> list[Path]:
+    files = sorted(EXAMPLES_DIR.glob("*.flac"))
+    if not files:
+        raise SystemExit(f"{EXAMPLES_DIR}: no example clips; reinstall clapkit from its repository")
+    return files
 
 
 def run_demo(args) -> int:
-    import torch
-
     import clapkit
 
-    torch.manual_seed(0)
-    if args.model == "random-demo":
-        model = clapkit.load("laion-htsat-tiny-bert", weights="random")
-        print("note: no trained default model yet; using laion-htsat-tiny-bert with RANDOM weights (scores are noise)")
-    else:
-        model = clapkit.load(args.model, weights=args.weights, tokenizer=args.tokenizer)
-    clips = example_clips()
-    names = list(clips)
-    audio = model.embed_audio([clips[n].astype(np.float32) for n in names], sample_rate=SAMPLE_RATE)
-    probs = model.classify([clips[n].astype(np.float32) for n in names], LABELS, sample_rate=SAMPLE_RATE)
-    print(f"\nzero-shot classification ({model.config.name}, prompt 'This is a sound of {{}}.')")
-    print(f"{'clip':14s} " + " ".join(f"{label:>12s}" for label in LABELS))
-    for name, row in zip(names, probs):
-        print(f"{name:14s} " + " ".join(f"{p:12.3f}" for p in row))
-    query = args.query
-    scores = (audio @ model.embed_text([query]).T)[:, 0]
-    print(f"\ntext search: {query!r}")
-    for rank, i in enumerate(np.argsort(-scores), 1):
-        print(f"  {rank}. {names[i]:14s} cosine {scores[i]:+.3f}")
+    model = clapkit.load(args.model, weights=args.weights, tokenizer=args.tokenizer)
+    files = [Path(p) for p in args.files] if args.files else example_files()
+    names = [p.stem for p in files]
+    labels = args.labels.split(",") if args.labels else LABELS
+    audio = model.embed_audio([str(p) for p in files])
+    probabilities = model.classify([str(p) for p in files], labels)
+    width = max(len(n) for n in names) + 2
+    print(f"model: {model.config.name} ({model.config.description})")
+    print(f"\nzero-shot classification over {len(labels)} labels, prompt 'This is a sound of {{label}}.'")
+    for name, row in zip(names, probabilities):
+        top = np.argsort(-row)[:3]
+        guesses = ", ".join(f"{labels[i]} {row[i]:.2f}" for i in top)
+        print(f"  {name:{width}s} -> {guesses}")
+    for query in args.query or QUERIES:
+        scores = (audio @ model.embed_text([query]).T)[:, 0]
+        order = np.argsort(-scores)[:3]
+        hits = ", ".join(f"{names[i]} ({scores[i]:+.2f})" for i in order)
+        print(f"\ntext search {query!r}: {hits}")
     return 0
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    demo = sub.add_parser("demo", help="classify and search a few generated example clips")
-    demo.add_argument("--model", default="random-demo", help="model name or checkpoint (default: the demo model)")
+    demo = sub.add_parser("demo", help="classify and search the bundled example clips with the default model")
+    demo.add_argument("files", nargs="*", help="audio files to use instead of the bundled examples")
+    demo.add_argument("--model", default="default", help="model name or checkpoint (default: clapkit's default)")
     demo.add_argument("--weights")
     demo.add_argument("--tokenizer")
-    demo.add_argument("--query", default="a high-pitched beep")
+    demo.add_argument("--labels", help="comma-separated labels for zero-shot classification")
+    demo.add_argument("--query", action="append", help="a text query (repeatable)")
     demo.set_defaults(func=run_demo)

@@ -10,6 +10,7 @@ from clapkit.commands import add_model_options, load_model
 def cmd_models(args) -> int:
     from clapkit.registry import get_config, list_models
 
+    print(f"{'default':28s} clapkit's trained offline model (weights ship with clapkit; docs/default-model.md)")
     for name in list_models():
         print(f"{name:28s} {get_config(name).description}")
     return 0

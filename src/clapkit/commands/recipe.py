@@ -27,9 +27,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     default.add_argument("--corpus", default="/tmp/soundcorpus",
                          help="the sound corpus (scripts/data/build_sound_corpus.sh; default: %(default)s)")
     default.add_argument("--work", default="runs/default-model", help="work folder (default: %(default)s)")
-    default.add_argument("--max-steps", type=int, default=2000, help="optimizer steps of batch 32 (default: 2000)")
-    default.add_argument("--max-minutes", type=float, default=100.0,
-                         help="stop training after this long, whatever the step (default: 100)")
+    default.add_argument("--max-steps", type=int, default=1000, help="optimizer steps of batch 32 (default: 1000)")
+    default.add_argument("--max-minutes", type=float, default=115.0,
+                         help="safety stop: end training after this long even before --max-steps (default: 115; "
+                         "a run cut short this way is not the reproducible recipe)")
     default.add_argument("--init", choices=("aisfx", "scratch"), default="aisfx",
                          help="audio tower start: aiSFX's pretrained CNN (default) or random")
     default.add_argument("--tune-audio", action="store_true",

@@ -48,7 +48,7 @@ def export_default(checkpoint: str | Path, out_dir: str | Path, numbers: dict[st
     return out_dir
 
 
-def run_recipe(corpus: str | Path, work: str | Path, *, max_steps: int = 3000, max_minutes: float | None = 90,
+def run_recipe(corpus: str | Path, work: str | Path, *, max_steps: int = 1000, max_minutes: float | None = 115,
                init: str = "aisfx", freeze_audio: bool = True, aisfx: str | Path | None = None,
                install: bool = False, force: bool = False, seed: int = 0, batch_size: int = 32) -> dict[str, Any]:
     from clapkit.recipes import default_eval, default_model
@@ -70,6 +70,9 @@ def run_recipe(corpus: str | Path, work: str | Path, *, max_steps: int = 3000, m
     if result.last_checkpoint is None:
         raise ClapkitError(f"{work / 'train'}: training wrote no checkpoint")
     trained_seconds = time.time() - started
+    if result.step < max_steps:
+        log.warning("training stopped at step %d of %d (max_minutes): these weights are not the reproducible recipe",
+                    result.step, max_steps)
 
     import clapkit
 

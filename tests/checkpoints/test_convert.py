@@ -10,8 +10,8 @@ from tests.checkpoints.test_hf import small_module
 
 from clapkit.checkpoints import hf, laion, load_weights
 from clapkit.checkpoints.io import read_checkpoint
+from clapkit.checkpoints.laion_export import laion_state_dict, transform_mlps
 from clapkit.cli import main
-from clapkit.commands.convert import laion_state_dict, transform_mlps
 from clapkit.config import AudioFrontendConfig
 
 

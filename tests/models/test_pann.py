@@ -12,7 +12,8 @@ from torch import nn
 
 from clapkit.config import AudioTowerConfig
 from clapkit.errors import ConfigError
-from clapkit.models.pann import PANN, SpecAugment, drop_stripes
+from clapkit.models.augment import SpecAugment, drop_stripes
+from clapkit.models.pann import PANN
 
 EMBED_DIMS = {"cnn6": 512, "cnn10": 1024, "cnn14": 2048}
 

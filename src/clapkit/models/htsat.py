@@ -20,7 +20,7 @@ from torch import Tensor, nn
 from clapkit.config import AudioTowerConfig
 from clapkit.errors import ConfigError
 from clapkit.models.aff import AFF, fuse_local_chunks
-from clapkit.models.pann import SpecAugment
+from clapkit.models.augment import SpecAugment
 from clapkit.models.swin import SwinStage
 
 FUSION_TYPES = ("aff_2d",)

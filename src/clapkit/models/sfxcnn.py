@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 from clapkit.config import AudioTowerConfig
 from clapkit.errors import AudioError, ConfigError
-from clapkit.models.pann import ConvBlock, SpecAugment
+from clapkit.models.augment import SpecAugment
+from clapkit.models.pann import ConvBlock
 
 SFXCNN_VARIANTS: dict[str, tuple[int, ...]] = {"cnn8": (64, 128, 256, 512)}
 MIN_FRAMES = 8  # three 2x2 poolings

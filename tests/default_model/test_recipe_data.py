@@ -55,3 +55,16 @@ def test_missing_corpus_says_how_to_build_it(tmp_path):
 def test_labels_read_well():
     assert recipe.label_of("sheep_goat") == "sheep or goat"
     assert recipe.label_of("fire_crackling") == "fire crackling"
+
+
+def test_training_config_per_initialisation(tmp_path):
+    from clapkit.recipes.build import recipe_train_config
+
+    frozen = recipe_train_config(tmp_path, "aisfx", True, 1000, None)
+    tuned = recipe_train_config(tmp_path, "aisfx", False, 1000, None)
+    scratch = recipe_train_config(tmp_path, "scratch", True, 1000, None)
+    assert frozen.model.freeze_audio and frozen.model.freeze_text and frozen.optim.tower_lr_scale == 0.1
+    assert not tuned.model.freeze_audio and tuned.optim.tower_lr_scale == 0.1
+    assert not scratch.model.freeze_audio and scratch.optim.tower_lr_scale == 1.0
+    assert scratch.model.checkpoint.endswith("init-scratch") and frozen.max_steps == 1000
+    assert frozen.model.overrides["frontend"]["clip_samples"] == 99 * 1024  # 100-frame training crops

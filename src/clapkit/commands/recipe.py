@@ -34,7 +34,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     default.add_argument("--init", choices=("aisfx", "scratch"), default="aisfx",
                          help="audio tower start: aiSFX's pretrained CNN (default) or random")
     default.add_argument("--tune-audio", action="store_true",
-                         help="fine-tune the audio tower too (default: frozen; only heads and temperatures train)")
+                         help="fine-tune the audio tower too, at lr/10 (default: frozen; only heads and temperatures "
+                         "train; --init scratch always trains it)")
     default.add_argument("--aisfx", help="aiSFX checkpoint.pth or wheel (default: the installed aisfx package)")
     default.add_argument("--install", action="store_true", help="copy the result into the installed package")
     default.add_argument("--force", action="store_true", help="redo every step (default: reuse finished ones)")

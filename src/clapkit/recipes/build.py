@@ -48,6 +48,20 @@ def export_default(checkpoint: str | Path, out_dir: str | Path, numbers: dict[st
     return out_dir
 
 
+def recipe_train_config(work: str | Path, init: str, freeze_audio: bool, max_steps: int, max_minutes: float | None,
+                        seed: int = 0, batch_size: int = 32):
+    """The recipe's training config for an initialisation: a frozen (or gently tuned) aiSFX tower, or a random tower
+    that always trains at the full learning rate."""
+    from clapkit.recipes import default_model
+
+    config = default_model.train_config(work, Path(work) / f"init-{init}", max_steps, max_minutes, seed=seed,
+                                        batch_size=batch_size)
+    if init == "scratch":
+        freeze_audio = False
+        config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, tower_lr_scale=1.0))
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, freeze_audio=freeze_audio))
+
+
 def run_recipe(corpus: str | Path, work: str | Path, *, max_steps: int = 1000, max_minutes: float | None = 115,
                init: str = "aisfx", freeze_audio: bool = True, aisfx: str | Path | None = None,
                install: bool = False, force: bool = False, seed: int = 0, batch_size: int = 32) -> dict[str, Any]:
@@ -62,8 +76,7 @@ def run_recipe(corpus: str | Path, work: str | Path, *, max_steps: int = 1000, m
     init_dir = work / f"init-{init}"
     if force or not (init_dir / "model.safetensors").is_file():
         default_model.initial_checkpoint(work, init, aisfx, seed)
-    config = default_model.train_config(work, init_dir, max_steps, max_minutes, seed=seed, batch_size=batch_size)
-    config = dataclasses.replace(config, model=dataclasses.replace(config.model, freeze_audio=freeze_audio))
+    config = recipe_train_config(work, init, freeze_audio, max_steps, max_minutes, seed, batch_size)
     if force and (work / "train").exists():
         shutil.rmtree(work / "train")  # otherwise an interrupted run resumes exactly (resume="auto")
     result = Trainer(config).fit()
@@ -79,7 +92,7 @@ def run_recipe(corpus: str | Path, work: str | Path, *, max_steps: int = 1000, m
     model = clapkit.load(result.last_checkpoint)
     numbers = default_eval.evaluate_default(model, work / "data", seed=seed)
     numbers["training"] = {"steps": result.step, "batch_size": config.batch_size, "init": init,
-                           "freeze_audio": freeze_audio, "wall_minutes": round(trained_seconds / 60, 1),
+                           "freeze_audio": config.model.freeze_audio, "wall_minutes": round(trained_seconds / 60, 1),
                            "checkpoint": str(result.last_checkpoint)}
     numbers["split"] = json.loads((work / "data" / "split.json").read_text())
     default_eval.write_numbers(numbers, work / "numbers.json")

@@ -8,8 +8,7 @@ from clapkit.jobs import embed_files
 from clapkit.loading import load
 from clapkit.registry import get_config, list_models, register_model
 from clapkit.store import EmbeddingStore
-
-__version__ = "0.1.0"
+from clapkit.version import __version__
 
 __all__ = [
     "AudioError",

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from clapkit.checkpoints.io import read_checkpoint
+from clapkit.checkpoints.pretrained import text_tower_from_pretrained
 from clapkit.config import ModelConfig
 from clapkit.errors import CheckpointError, ConfigError
 
@@ -34,9 +36,6 @@ def default_model_files() -> tuple[Path, Path]:
 
 def default_parts() -> tuple[ModelConfig, dict[str, torch.Tensor]]:
     """The default model's config and full state dict (shipped audio tower + heads, MiniLM from its package)."""
-    from clapkit.checkpoints.io import read_checkpoint
-    from clapkit.train.modeling import text_tower_from_pretrained
-
     config_path, weights_path = default_model_files()
     config = ModelConfig.from_dict(json.loads(config_path.read_text()))
     state = dict(read_checkpoint(weights_path))

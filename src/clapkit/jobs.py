@@ -37,6 +37,7 @@ from clapkit.config import ModelConfig
 from clapkit.errors import AudioError, ClapkitError
 from clapkit.inputs import AUDIO_EXTENSIONS, Failure, discover_inputs, probe_duration
 from clapkit.store import Part, merge_parts, prepare_store, read_state, write_part
+from clapkit.version import __version__
 
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
 
@@ -237,8 +238,6 @@ class EmbedReport:
 
 def store_info(model, model_source: str, weights: str | None, tokenizer: str | None) -> dict:
     """``store.json`` content (besides format/version) for embeddings of ``model``."""
-    from clapkit import __version__
-
     frontend = model.config.frontend
     return {
         "embedding_dim": model.config.joint_dim,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from clapkit.checkpoints import FAMILIES_HELP, load_weights
+from clapkit.checkpoints import FAMILIES_HELP, load_state_dict_strict, load_weights
 from clapkit.config import ModelConfig
 from clapkit.default_model import NAMES as DEFAULT_NAMES
 from clapkit.default_model import default_parts
@@ -89,23 +89,3 @@ def _resolve(path_or_name, weights, trust_pickle) -> tuple[ModelConfig, dict | N
     if weights is not None:
         raise CheckpointError(f"{name} is already a checkpoint; pass weights= only together with a model name")
     return load_weights(path, trust_pickle=trust_pickle)
-
-
-def load_state_dict_strict(module: torch.nn.Module, state_dict: dict, source: str) -> None:
-    """Load weights; every weight of the module must be given and nothing unknown may be left over."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = sorted(k for k in set(expected) & set(state_dict) if tuple(expected[k].shape) != tuple(state_dict[k].shape))
-    if missing or unexpected or wrong:
-        parts = []
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
-            if keys:
-                shown = ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
-                parts.append(f"{len(keys)} {label}: {shown}")
-        raise CheckpointError(
-            f"{source}: weights do not fit model {module.config.name!r}; "
-            + "; ".join(parts)
-            + ". Check the model name matches the checkpoint (or pass only the file to auto-detect)."
-        )
-    module.load_state_dict(state_dict, strict=True)

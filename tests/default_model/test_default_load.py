@@ -12,9 +12,9 @@ from safetensors.torch import load_file
 
 import clapkit
 from clapkit import default_model
+from clapkit.checkpoints.pretrained import text_tower_from_pretrained
 from clapkit.commands.demo import LABELS, example_files
 from clapkit.errors import CheckpointError
-from clapkit.train.modeling import text_tower_from_pretrained
 
 EXPECTED = {"piano": "piano", "violin": "violin", "drum_kit": "drum kit", "trumpet": "trumpet",
             "church_organ": "church organ", "speech_hello": "a person speaking"}

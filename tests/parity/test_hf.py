@@ -17,7 +17,7 @@ import torch
 import clapkit
 from clapkit.audio.frontend import MelFrontend
 from clapkit.audio.fusion import prepare_batch
-from clapkit.commands.convert import convert_checkpoint
+from clapkit.checkpoints.convert import convert_checkpoint
 from tests.parity.conftest import _reference_python, record
 
 MODELS = ["hf_clap_unfused", "hf_clap_fused"]

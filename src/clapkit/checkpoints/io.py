@@ -79,3 +79,24 @@ def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | Path, m
 
     tensors = {k: v.detach().contiguous().cpu() for k, v in state_dict.items()}
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
+
+
+def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load weights; every weight of the module must be given and nothing unknown may be left over."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state_dict) if tuple(expected[k].shape) != tuple(state_dict[k].shape))
+    if missing or unexpected or wrong:
+        parts = []
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)):
+            if keys:
+                shown = ", ".join(keys[:8]) + (f" ... (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+                parts.append(f"{len(keys)} {label}: {shown}")
+        name = getattr(getattr(module, "config", None), "name", type(module).__name__)
+        raise CheckpointError(
+            f"{source}: weights do not fit model {name!r}; "
+            + "; ".join(parts)
+            + ". Check the model name matches the checkpoint (or pass only the file to auto-detect)."
+        )
+    module.load_state_dict(state_dict, strict=True)

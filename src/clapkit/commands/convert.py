@@ -19,33 +19,11 @@ same embeddings. What a target format needs but a source may not have is regener
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-FORMATS = ("clapkit", "hf", "laion", "msclap")
+from clapkit.checkpoints import WRITABLE
+from clapkit.checkpoints.convert import convert_checkpoint
 
-
-def convert_checkpoint(source: str | Path, destination: str | Path, to: str, *, trust_pickle: bool = False) -> Path:
-    """Read any checkpoint clapkit knows, check its weights fit the detected model, write it in format ``to``."""
-    from clapkit.checkpoints import hf, load_weights, msclap, save_clapkit
-    from clapkit.errors import ConfigError
-    from clapkit.loading import load_state_dict_strict
-    from clapkit.models.clap import ClapModule
-
-    if to not in FORMATS:
-        raise ConfigError(f"unknown checkpoint format {to!r}; known: {', '.join(FORMATS)}")
-    config, state_dict = load_weights(source, trust_pickle=trust_pickle)
-    module = ClapModule(config)
-    load_state_dict_strict(module, state_dict, str(source))  # a broken source fails here, before anything is written
-    state_dict = module.state_dict()
-    if to == "clapkit":
-        return save_clapkit(destination, config, state_dict)
-    if to == "hf":
-        return hf.save_hf(destination, config, state_dict)
-    if to == "msclap":
-        return msclap.save_msclap(destination, config, state_dict)
-    from clapkit.checkpoints.laion_export import save_laion
-
-    return save_laion(destination, config, state_dict)
+FORMATS = WRITABLE  # the families clapkit can write, from their records
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
@@ -57,7 +35,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
 def add_parsers(sub) -> None:
     parser = sub.add_parser(
         "convert",
-        help="rewrite a checkpoint in another format (clapkit, hf, laion, msclap); weights unchanged",
+        help=f"rewrite a checkpoint in another format ({', '.join(FORMATS)}); weights unchanged",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

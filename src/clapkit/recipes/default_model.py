@@ -182,9 +182,9 @@ def initial_checkpoint(work: str | Path, init: str = "aisfx", aisfx_source: str 
 
     from clapkit.checkpoints import save_clapkit
     from clapkit.checkpoints.aisfx import read_aisfx_tower
+    from clapkit.checkpoints.pretrained import text_tower_from_pretrained
     from clapkit.models.clap import ClapModule
     from clapkit.registry import get_config
-    from clapkit.train.modeling import text_tower_from_pretrained
 
     if init not in ("aisfx", "scratch"):
         raise ClapkitError(f"init must be 'aisfx' or 'scratch', got {init!r}")

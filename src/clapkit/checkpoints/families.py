@@ -68,59 +68,30 @@ class CheckpointFamily:
 
 
 LAION = CheckpointFamily(
-    name="laion",
-    title="LAION-CLAP",
-    files=".pt with 'state_dict', keys audio_branch.*/text_branch.*, e.g. 630k-best.pt, "
-    "630k-audioset-fusion-best.pt, music_*.pt",
-    detect=laion.is_laion,
+    "laion", "LAION-CLAP", ".pt with 'state_dict', keys audio_branch.*/text_branch.*, e.g. 630k-best.pt, "
+    "630k-audioset-fusion-best.pt, music_*.pt", laion.is_laion,
     infer_config=lambda state_dict, path: laion.infer_config(state_dict, path.name),
-    to_clapkit=lambda state_dict, config: laion.to_clapkit(state_dict),
-    from_clapkit=lambda state_dict, config: laion_export.laion_state_dict(config, state_dict),
-    save=laion_export.save_laion,
-)
+    to_clapkit=lambda state_dict, config: laion.to_clapkit(state_dict), save=laion_export.save_laion,
+    from_clapkit=lambda state_dict, config: laion_export.laion_state_dict(config, state_dict))
 MSCLAP = CheckpointFamily(
-    name="msclap",
-    title="MS-CLAP",
-    files="CLAP_weights_2022.pth / CLAP_weights_2023.pth: {'model': ...} with keys "
-    "audio_encoder.*/caption_encoder.*/logit_scale",
-    detect=msclap.is_msclap,
+    "msclap", "MS-CLAP", "CLAP_weights_2022.pth / CLAP_weights_2023.pth: {'model': ...} with keys "
+    "audio_encoder.*/caption_encoder.*/logit_scale", msclap.is_msclap, from_clapkit=msclap.from_clapkit,
     infer_config=lambda state_dict, path: msclap.infer_config(state_dict, path.name),
-    to_clapkit=lambda state_dict, config: msclap.to_clapkit(state_dict),
-    from_clapkit=msclap.from_clapkit,
-    save=msclap.save_msclap,
-)
+    to_clapkit=lambda state_dict, config: msclap.to_clapkit(state_dict), save=msclap.save_msclap)
 MSCLAP_CAPTIONING = CheckpointFamily(
-    name="clapcap",
-    title="MS-CLAP captioning",
-    files="clapcap_weights_2023.pth, keys clap.*/gpt.*: recognised, not loaded",
-    detect=msclap.is_clapcap,
-    refuse=msclap.clapcap_error,
-)
+    "clapcap", "MS-CLAP captioning", "clapcap_weights_2023.pth, keys clap.*/gpt.*: recognised, not loaded",
+    msclap.is_clapcap, refuse=msclap.clapcap_error)
 HF = CheckpointFamily(
-    name="hf",
-    title="Hugging Face CLAP",
-    files="a directory with config.json of model_type 'clap' + model.safetensors or pytorch_model.bin, e.g. "
-    "laion/clap-htsat-unfused, laion/larger_clap_general; or its weights file, keys audio_model.*/text_model.*",
-    detect=hf.is_hf,
-    infer_config=lambda state_dict, path: hf.config_for_file(path, state_dict),
-    to_clapkit=hf.to_clapkit,
-    from_clapkit=hf.from_clapkit,
-    save=hf.save_hf,
-    detect_directory=hf.is_hf_config,
-    load_directory=hf.load_directory,
-)
+    "hf", "Hugging Face CLAP", "a directory with config.json of model_type 'clap' + model.safetensors or "
+    "pytorch_model.bin, e.g. laion/clap-htsat-unfused, laion/larger_clap_general; or its weights file, keys "
+    "audio_model.*/text_model.*", hf.is_hf, to_clapkit=hf.to_clapkit, from_clapkit=hf.from_clapkit,
+    infer_config=lambda state_dict, path: hf.config_for_file(path, state_dict), save=hf.save_hf,
+    detect_directory=hf.is_hf_config, load_directory=hf.load_directory)
 CLAPKIT = CheckpointFamily(
-    name="clapkit",
-    title="clapkit's own",
-    files="a directory with config.json + model.safetensors, or a .safetensors file saved by model.save()",
-    detect=native.is_native,
-    infer_config=native.infer_config,
-    to_clapkit=native.to_clapkit,
-    from_clapkit=native.to_clapkit,
-    save=native.save_clapkit,
-    detect_directory=native.is_native_config,
-    load_directory=native.load_directory,
-)
+    "clapkit", "clapkit's own", "a directory with config.json + model.safetensors, or a .safetensors file saved "
+    "by model.save()", native.is_native, infer_config=native.infer_config, to_clapkit=native.to_clapkit,
+    from_clapkit=native.to_clapkit, save=native.save_clapkit, detect_directory=native.is_native_config,
+    load_directory=native.load_directory)
 
 # Detection order: the first family whose detect accepts the state dict reads it.
 FAMILIES: tuple[CheckpointFamily, ...] = (LAION, MSCLAP, MSCLAP_CAPTIONING, HF, CLAPKIT)

@@ -132,6 +132,7 @@ class ModelConfig:
     head: HeadConfig = field(default_factory=HeadConfig)
     joint_dim: int = 512
     separate_logit_scales: bool = True  # LAION: logit_scale_a and logit_scale_t; MS-CLAP: one logit_scale
+    logit_bias: bool = False  # a learnable logit bias (trained with the sigmoid loss; embeddings never use it)
     description: str = ""
 
     def replace(self, **changes: Any) -> ModelConfig:

@@ -34,7 +34,8 @@ class ClapModule(nn.Module):
     """Towers and heads. ``encode_audio``/``encode_text`` return L2-normalised joint embeddings.
 
     Temperatures are stored as logs, as in CLIP/LAION: ``logit_scale_a`` and ``logit_scale_t`` (LAION; the audio one
-    is used for audio-text logits) or a single ``logit_scale`` (MS-CLAP).
+    is used for audio-text logits) or a single ``logit_scale`` (MS-CLAP). With ``config.logit_bias`` the module also
+    holds ``logit_bias`` (SigLIP's sigmoid loss: scale init 10, bias init -10).
     """
 
     def __init__(self, config: ModelConfig):
@@ -50,6 +51,12 @@ class ClapModule(nn.Module):
             self.logit_scale_t = nn.Parameter(torch.tensor(init))
         else:
             self.logit_scale = nn.Parameter(torch.tensor(init))
+        if config.logit_bias:
+            self.logit_bias = nn.Parameter(torch.tensor(-10.0))
+            with torch.no_grad():
+                for name in ("logit_scale_a", "logit_scale_t", "logit_scale"):
+                    if hasattr(self, name):
+                        getattr(self, name).fill_(math.log(10.0))
 
     @property
     def audio_logit_scale(self) -> torch.Tensor:
@@ -79,11 +86,14 @@ class ClapModule(nn.Module):
         is_longer: torch.Tensor | None,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training forward: (audio_embeddings, text_embeddings, audio_logit_scale.exp(), text_logit_scale.exp())."""
-        return (
+    ) -> tuple[torch.Tensor, ...]:
+        """Training forward: (audio_embeddings, text_embeddings, audio_logit_scale.exp(), text_logit_scale.exp()),
+        and ``logit_bias`` fifth when the model has one (returned from forward so that DDP/FSDP see it used)."""
+        outputs = (
             self.encode_audio(features, is_longer),
             self.encode_text(input_ids, attention_mask),
             self.audio_logit_scale.exp(),
             self.text_logit_scale.exp(),
         )
+        # a view, not the leaf itself: DDP's search for used parameters follows grad_fn from the outputs
+        return (*outputs, self.logit_bias.view(())) if self.config.logit_bias else outputs

@@ -24,6 +24,7 @@ PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STRATEGIES = ("ddp", "fsdp")
 BACKENDS = ("auto", "gloo", "nccl")
 DATA_FORMATS = ("auto", "manifest", "folder", "shards")
+LOSSES = ("contrastive", "sigmoid")
 
 
 @dataclass(frozen=True)
@@ -86,10 +87,23 @@ class OptimConfig:
 
 
 @dataclass(frozen=True)
+class LossConfig:
+    """``kind``: "contrastive" (CLIP/LAION: symmetric cross-entropy with the temperature ``exp(logit_scale)``) or
+    "sigmoid" (SigLIP: a binary loss on every audio-text pair, learnable scale and bias; see ``clapkit.train.loss``).
+    A model trained with the sigmoid loss carries a ``logit_bias`` (``ModelConfig.logit_bias``); one that has none yet
+    gets it at ``init_bias`` and its logit scales reset to ``log(init_scale)`` (SigLIP: 10 and -10)."""
+
+    kind: str = "contrastive"
+    init_scale: float = 10.0
+    init_bias: float = -10.0
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelSetupConfig = field(default_factory=ModelSetupConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
     batch_size: int = 32  # global: pairs per optimizer step over all ranks and accumulation steps
     max_steps: int = 1000  # optimizer steps
     max_minutes: float | None = None  # also stop (validate, checkpoint) once training has run this long
@@ -110,6 +124,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         checks = [
+            (self.loss.kind in LOSSES, f"loss.kind must be one of {LOSSES}, got {self.loss.kind!r}"),
+            (self.loss.init_scale > 0, "loss.init_scale must be positive"),
             (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}"),
             (self.distributed in STRATEGIES, f"distributed must be one of {STRATEGIES}, got {self.distributed!r}"),
             (self.backend in BACKENDS, f"backend must be one of {BACKENDS}, got {self.backend!r}"),

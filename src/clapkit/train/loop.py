@@ -4,11 +4,11 @@ metrics, and checkpoints from which a run resumes exactly.
     from clapkit.train import TrainConfig, Trainer
     result = Trainer(TrainConfig.from_file("configs/sound-corpus-small.yaml")).fit()
 
-One optimizer step: for each accumulation micro-step, forward this rank's slice, the contrastive loss over the
-gathered global micro-batch, ``backward(loss / accumulation_steps)`` (gradients are synchronised on the last
-micro-step only); then unscale (fp16), clip, ``optimizer.step()``, ``scheduler.step()`` and clamp the logit scale to
-at most 100. Negatives come from the micro-batch: accumulation trades memory for the same number of pairs per update,
-not for a larger contrastive batch.
+One optimizer step: for each accumulation micro-step, forward this rank's slice, the loss (``loss.kind``: contrastive
+or sigmoid) over the gathered global micro-batch, ``backward(loss / accumulation_steps)`` (gradients are synchronised
+on the last micro-step only); then unscale (fp16), clip, ``optimizer.step()``, ``scheduler.step()`` and clamp the
+logit scale to at most 100. Negatives come from the micro-batch: accumulation trades memory for the same number of
+pairs per update, not for a larger contrastive batch.
 """
 
 from __future__ import annotations
@@ -30,9 +30,10 @@ from clapkit.errors import ConfigError
 from clapkit.train import batches as batching
 from clapkit.train import checkpointing, distributed
 from clapkit.train.config import TrainConfig
-from clapkit.train.loss import ContrastiveLoss, clamp_logit_scale_
+from clapkit.train.loss import ContrastiveLoss, SigmoidLoss, clamp_logit_scale_
 from clapkit.train.metrics import MetricsLogger, plot_curves
 from clapkit.train.modeling import (
+    add_logit_bias,
     build_model,
     count_parameters,
     describe,
@@ -107,6 +108,8 @@ class Trainer:
 
         seed_everything(cfg.seed)  # the same initial weights on every rank
         model_config, module = build_model(cfg.model)
+        if cfg.loss.kind == "sigmoid":
+            model_config = add_logit_bias(model_config, module, cfg.loss.init_scale, cfg.loss.init_bias)
         tokenizer_path = cfg.model.tokenizer or cfg.model.text_pretrained
         tokenizer = load_tokenizer(model_config.text, resolve_local_path(tokenizer_path) if tokenizer_path else None)
         train_set, validation = self._datasets(cfg, ctx, model_config, tokenizer)
@@ -225,7 +228,8 @@ class Trainer:
     # -------------------------------------------------------------------------------------------------- loop
     def _train(self, run: _RunState, start_step: int) -> TrainResult:
         cfg, ctx = run.cfg, run.ctx
-        loss_fn = ContrastiveLoss(cfg.local_loss, cfg.max_logit_scale)
+        sigmoid = cfg.loss.kind == "sigmoid"
+        loss_fn = SigmoidLoss(cfg.max_logit_scale) if sigmoid else ContrastiveLoss(cfg.local_loss, cfg.max_logit_scale)
         accumulation = cfg.optim.accumulation_steps
         trainable = [p for p in run.model.parameters() if p.requires_grad]
         autocast = (torch.autocast(ctx.device.type, dtype=run.autocast_dtype) if run.autocast_dtype
@@ -243,9 +247,9 @@ class Trainer:
                 batch = next(batches).to(ctx.device)
                 with distributed.gradient_sync(run.model, micro_step == accumulation - 1):
                     with autocast:
-                        audio, text, scale, _ = run.model(batch.features, batch.is_longer, batch.input_ids,
-                                                          batch.attention_mask)
-                    loss = loss_fn(audio.float(), text.float(), scale.float())
+                        outputs = run.model(batch.features, batch.is_longer, batch.input_ids, batch.attention_mask)
+                    audio, text, scale = (o.float() for o in outputs[:3])
+                    loss = loss_fn(audio, text, scale, outputs[4].float()) if sigmoid else loss_fn(audio, text, scale)
                     scaled = loss / accumulation
                     (run.scaler.scale(scaled) if run.scaler else scaled).backward()
                 step_loss += float(loss.detach()) / accumulation

@@ -1,4 +1,6 @@
-"""The contrastive loss of CLAP: symmetric cross-entropy over audio-text similarities with a learnable temperature.
+"""The losses of CLAP training: contrastive (CLIP/LAION) and sigmoid (SigLIP).
+
+Contrastive: symmetric cross-entropy over audio-text similarities with a learnable temperature.
 
 For a batch of N pairs with L2-normalised audio embeddings ``a_i`` and text embeddings ``t_j`` and the exp'd logit
 scale ``s`` (init 1/0.07, at most 100), ``logits[i, j] = s * a_i . t_j`` and
@@ -13,6 +15,18 @@ the same loss on average over ranks and the same gradients, with logits of ``loc
 
 The temperature is clamped twice, as in CLIP/LAION: the loss never uses a scale above ``max_logit_scale`` and, after
 each optimizer step, :func:`clamp_logit_scale_` puts the stored log scale back into ``[0, log(max_logit_scale)]``.
+
+Sigmoid (Zhai et al. 2023, "Sigmoid Loss for Language Image Pre-Training"): every audio-text pair of the global batch
+is a binary decision, ``z_ij = +1`` for the matching pair (i = j) and ``-1`` otherwise, with a learnable scale ``s``
+(stored as a log, init log 10) and bias ``b`` (init -10):
+
+    loss = -1/N * sum_ij log sigmoid( z_ij * (s * a_i . t_j + b) )
+
+normalised as SigLIP does (summed over all N x N pairs, divided by the number of audio rows N; big_vision's
+``mean over rows of the sum over columns``). Across ranks the text embeddings are all-gathered with gradients and each
+rank scores its own audio rows against every text (local x global logits): the same pairs and gradients as
+open_clip's neighbour exchange, in one collective. Each rank returns its share ``world_size / N_global * sum of its
+rows``, so the mean over ranks (what DDP's gradient averaging optimises) is the global loss.
 """
 
 from __future__ import annotations
@@ -134,6 +148,59 @@ class ContrastiveLoss(nn.Module):
             logit_scale,
             local_loss=self.local_loss,
             max_logit_scale=self.max_logit_scale,
+        )
+
+
+def sigmoid_loss(
+    audio_embeddings: torch.Tensor,
+    text_embeddings: torch.Tensor,
+    logit_scale: torch.Tensor,
+    logit_bias: torch.Tensor,
+    *,
+    max_logit_scale: float = MAX_LOGIT_SCALE,
+) -> torch.Tensor:
+    """SigLIP's pairwise sigmoid loss over the global batch (see the module docstring).
+
+    ``logit_scale``: the exp'd scale (clamped at ``max_logit_scale``); ``logit_bias``: the additive bias. On one
+    process the loss of the batch; on several, this rank's share (mean over ranks = the global batch's loss).
+    """
+    if audio_embeddings.shape != text_embeddings.shape or audio_embeddings.ndim != 2:
+        raise ValueError(
+            f"sigmoid loss needs audio and text embeddings of the same (N, D) shape, got "
+            f"{tuple(audio_embeddings.shape)} and {tuple(text_embeddings.shape)}"
+        )
+    scale = logit_scale.clamp(max=max_logit_scale)
+    local = audio_embeddings.shape[0]
+    distributed = dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+    start, weight, all_text = 0, 1.0 / local, text_embeddings
+    if distributed:
+        sizes = gathered_sizes(local, audio_embeddings.device)
+        all_text = gather_with_grad(text_embeddings, sizes)
+        start = sum(sizes[: dist.get_rank()])
+        weight = dist.get_world_size() / sum(sizes)
+    logits = scale * audio_embeddings @ all_text.T + logit_bias
+    labels = -torch.ones_like(logits)
+    rows = torch.arange(local, device=logits.device)
+    labels[rows, start + rows] = 1.0
+    return -F.logsigmoid(labels * logits).sum() * weight
+
+
+class SigmoidLoss(nn.Module):
+    """:func:`sigmoid_loss` as a module (holds ``max_logit_scale``)."""
+
+    def __init__(self, max_logit_scale: float = MAX_LOGIT_SCALE):
+        super().__init__()
+        self.max_logit_scale = max_logit_scale
+
+    def forward(
+        self,
+        audio_embeddings: torch.Tensor,
+        text_embeddings: torch.Tensor,
+        logit_scale: torch.Tensor,
+        logit_bias: torch.Tensor,
+    ) -> torch.Tensor:
+        return sigmoid_loss(
+            audio_embeddings, text_embeddings, logit_scale, logit_bias, max_logit_scale=self.max_logit_scale
         )
 
 

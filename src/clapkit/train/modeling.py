@@ -97,6 +97,25 @@ def _load_text_weights(module: ClapModule, weights: dict[str, torch.Tensor], sou
                               f"{unexpected[:6]}")
 
 
+def add_logit_bias(config: ModelConfig, module: ClapModule, init_scale: float = 10.0,
+                   init_bias: float = -10.0) -> ModelConfig:
+    """Give ``module`` SigLIP's learnable ``logit_bias`` (at ``init_bias``) and reset its logit scales to
+    ``log(init_scale)``, for training with the sigmoid loss; a module that has a bias already keeps both. Returns the
+    config that describes the module now (``logit_bias=True``), which checkpoints then record."""
+    if config.logit_bias:
+        return config
+    import math
+
+    config = config.replace(logit_bias=True)
+    module.config = config
+    module.logit_bias = nn.Parameter(torch.tensor(float(init_bias)))
+    with torch.no_grad():
+        for name in ("logit_scale_a", "logit_scale_t", "logit_scale"):
+            if hasattr(module, name):
+                getattr(module, name).fill_(math.log(init_scale))
+    return config
+
+
 def freeze_towers(module: ClapModule, freeze_audio: bool, freeze_text: bool) -> None:
     """Stop gradients into the frozen towers (their projections still train)."""
     for tower, frozen in ((module.audio_tower, freeze_audio), (module.text_tower, freeze_text)):

@@ -157,6 +157,7 @@ class Ontology:
             e.id: frozenset(s for a in ancestors[e.id] for syn in a.synonyms for s in _stems(syn)) for e in self.entries
         }
         self._found: dict[str, OntologyEntry | None] = {}
+        self._phrases: dict[tuple[str, ...], OntologyEntry] | None = None
 
     @classmethod
     def load(cls, path: str | Path | None = None) -> Ontology:
@@ -206,6 +207,26 @@ class Ontology:
                     next_frontier.extend(self.parents_of(parent))
             frontier = next_frontier
         return list(seen.values())
+
+    def phrase_index(self) -> dict[tuple[str, ...], OntologyEntry]:
+        """Every name and synonym as a tuple of light stems (``("car", "horn")`` -> "Vehicle horn, car horn,
+        honking"), for matching word sequences exactly; usable entries win a shared phrase, then the more specific
+        one (so "hiss" is the cat's Hiss only if no other entry claims it first in file order)."""
+        if self._phrases is None:
+            phrases: dict[tuple[str, ...], OntologyEntry] = {}
+            for e in sorted(self.entries, key=lambda e: (e.blacklisted, e.abstract)):
+                for text in (e.name, *e.synonyms):
+                    key = _stems(text)
+                    if key:
+                        phrases.setdefault(key, e)
+            self._phrases = phrases
+        return self._phrases
+
+    def top_category(self, entry: OntologyEntry) -> OntologyEntry:
+        """The top-level category (an entry without parents) ``entry`` is under: its first parent chain's root."""
+        while entry.parent_ids:
+            entry = self._by_id[entry.parent_ids[0]]
+        return entry
 
     def is_under(self, entry: OntologyEntry, name: str) -> bool:
         """True when ``entry`` is the class ``name`` or one of its descendants."""

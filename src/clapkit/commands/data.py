@@ -1,5 +1,5 @@
-"""``clapkit data shard`` (manifest -> webdataset tar shards) and ``clapkit data captions`` (precompute keyword
-captions and ReCLAP rewrites into a manifest)."""
+"""``clapkit data shard`` (manifest -> webdataset tar shards), ``clapkit data captions`` (precompute keyword
+captions and ReCLAP rewrites into a manifest) and ``clapkit data harvest`` (corpus v2 from Debian packages)."""
 
 from __future__ import annotations
 
@@ -117,6 +117,20 @@ def cmd_captions(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_harvest(args: argparse.Namespace) -> int:
+    from clapkit.harvest import harvest
+
+    if not args.sources and not args.download:
+        raise ClapkitError("nothing to harvest: give .deb files or directories, and/or --download PKG ...")
+    result = harvest(args.sources, args.out, download_names=args.download or (), work=args.work,
+                     embedder=None if args.no_minilm else "minilm", workers=args.workers, progress=not args.quiet)
+    tops = ", ".join(f"{name} {n}" for name, n in sorted(result.per_top.items()))
+    print(f"wrote {result.clips} clips to {result.out}/meta.csv: {result.labels} distinct primary labels, "
+          f"{result.classes} ontology classes ({tops})")
+    print("skipped: " + (", ".join(f"{reason} {n}" for reason, n in result.skipped.most_common()) or "nothing"))
+    return 0 if result.clips else 1
+
+
 def add_parsers(sub) -> None:
     data = sub.add_parser("data", help="prepare training data: webdataset shards, keyword captions, rewrites")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -157,3 +171,14 @@ def add_parsers(sub) -> None:
                           help="man/woman -> person, boy/girl -> child in generated text (default), all text, or none")
     captions.add_argument("--root", help="resolve relative audio paths against this folder")
     captions.set_defaults(func=cmd_captions)
+
+    harvest = data_sub.add_parser("harvest", help="build a labelled sound corpus from Debian packages (docs/corpus.md)")
+    harvest.add_argument("sources", nargs="*", help=".deb files or directories of them")
+    harvest.add_argument("--out", required=True, help="corpus folder: clips/, meta.csv, skipped.csv, packages.csv")
+    harvest.add_argument("--download", nargs="+", metavar="PKG", help="fetch these packages with apt-get download")
+    harvest.add_argument("--work", help="cache of extracted packages and decoded clips (default OUT/.work); keep it "
+                                        "to make re-runs fast")
+    harvest.add_argument("--workers", type=int, default=2, help="decoding processes (default 2)")
+    harvest.add_argument("--no-minilm", action="store_true", help="no MiniLM near-miss matching of path words")
+    harvest.add_argument("--quiet", action="store_true", help="no progress bars")
+    harvest.set_defaults(func=cmd_harvest)

@@ -1,0 +1,182 @@
+"""Words of game and desktop sound files that are not AudioSet names or synonyms, mapped to the class they mean.
+
+One line per class: ``Class name: word word ...`` (words as they appear in file names, matched after light
+stemming). ``IGNORED`` words never map through the ontology or MiniLM (they are ambiguous in file names: "fly" is
+mostly aircraft, "mouse" mostly the computer's, "tank" a vehicle or a water tank). A test checks that every class
+here exists in the bundled ontology.
+"""
+
+from __future__ import annotations
+
+_TABLE = """
+Explosion: explode explodes exploding explosion explosions explo expl exp blast bomb bombs detonate detonation kaboom
+  grenade nuke dynamite tnt implosion
+Gunshot, gunfire: gun guns gunshot gunshots shot shots shoot shooting pistol rifle shotgun musket revolver sniper
+  handgun carbine
+Machine gun: machinegun minigun chaingun smg mg uzi autogun
+Artillery fire: cannon cannons artillery mortar howitzer
+Cap gun: capgun
+Arrow: arrows bow crossbow
+Whoosh, swoosh, swish: swing swoosh woosh whoosh swish swipe whizz whiz swing swings flyby passby
+Thump, thud: hit hits impact impacts thud thump punch bump bumps land landing knockdown body fall falls
+Walk, footsteps: step steps footstep footsteps foot feet walk walking stomp tread
+Run: running sprint jog
+Splash, splatter: splash splashes splat splatter
+Drip: drips dripping droplet drop drops waterdrip
+Gurgling: bubble bubbles bubbling blub bubbly
+Pour: pouring poured
+Rain: rainfall raining drizzle shower
+Thunderstorm: storm thunderstorm
+Thunder: lightning thunderclap
+Wind: breeze gust gusts windy blizzard
+Ocean: sea seashore coast beach
+Waves, surf: wave surf
+Stream: river brook creek
+Waterfall: cascade
+Fire: flame flames burn burning campfire torch blaze bonfire fireplace
+Crackle: crackling
+Bird: birds songbird sparrow robin blackbird lark finch nightingale parrot eagle hawk falcon vulture warbler
+  thrush wren tit cardinal
+Bird vocalization, bird call, bird song: birdsong birdcall chirping tweeting
+Chirp, tweet: chirps tweet tweets cheep
+Crow: raven ravens crows
+Gull, seagull: gulls seagulls
+Chicken, rooster: hen hens chick chicks cockerel poultry
+Crowing, cock-a-doodle-doo: cockadoodledoo
+Dog: dogs puppy puppies hound doggy
+Bark: barks barking woof
+Canidae, dogs, wolves: wolf wolves coyote jackal fox
+Cat: cats kitten kitty kittens
+Meow: miaow mew
+Horse: horses pony stallion mare
+Clip-clop: gallop galloping hooves hoof canter trot
+Neigh, whinny: neighs
+Cattle, bovinae: cow cows bull bulls ox oxen calf cattle
+Pig: pigs hog boar piglet swine
+Sheep: lamb ram ewe
+Goat: goats
+Donkey, ass: mule
+Frog: frogs toad toads
+Insect: insects bug bugs
+Cricket: crickets grasshopper cicada
+Bee, wasp, etc.: bees hornet wasps bumblebee
+Mosquito: mosquitoes
+Snake: snakes rattlesnake serpent
+Roaring cats (lions, tigers): lion lions tiger tigers leopard jaguar panther
+Roar: roars roaring
+Growling: growl growls snarl
+Wild animals: elephant elephants monkey monkeys ape gorilla chimp bear bears deer moose elk camel rhino hippo
+  giraffe zebra walrus sealion seal
+Whale vocalization: whale whales dolphin
+Rodents, rats, mice: rat rodent hamster squirrel
+Laughter: laugh laughs laughing giggle cackle hehe haha
+Screaming: scream screams shriek shrieks
+Crying, sobbing: cry cries crying sob weep weeping
+Baby cry, infant cry: baby babies infant
+Sneeze: sneezes sneezing achoo
+Cough: coughs coughing
+Breathing: breath breathe breaths breathing inhale exhale
+Snoring: snore snores
+Gasp: gasps
+Sigh: sighs
+Yawn: yawns yawning
+Burping, eructation: burp burps
+Clapping: clap claps handclap
+Applause: applaud
+Cheering: cheer cheers hooray hurray
+Booing: boo boos
+Groan: pain hurt ouch oof groans
+Chewing, mastication: eat eating chew munch chomp
+Liquid: drink drinking sip gulp slurp swallow
+Knock: knocks knocking
+Door: doors gate gates
+Creak: creaks creaking creaky
+Squeak: squeaks squeaky
+Slam: slams slamming
+Doorbell: dingdong
+Church bell: churchbell
+Bell: bells
+Clicking: click clicks clicking clicky button buttons
+Tick: ticks ticking
+Clock: clocks
+Alarm: alarms
+Beep, bleep: beep beeps bleep bleeps blip blips
+Telephone: phone phones cellphone
+Ringtone: ring ringing rings
+Computer keyboard: keyboard keyboards keystroke keypress
+Typing: type typing
+Vacuum cleaner: vacuum hoover
+Toilet flush: toilet flush
+Shatter: shatters shattering
+Breaking: break breaks broken
+Smash, crash: crash crashes smash
+Helicopter: heli chopper helicopters
+Chainsaw: chainsaws
+Sawing: saw saws
+Car: cars auto automobile
+Engine: engines motor motors
+Train: trains locomotive railway railroad
+Fixed-wing aircraft, airplane: plane planes airplane aeroplane airliner
+Jet engine: jet jets
+Fireworks: firework
+Truck: lorry trucks
+Motorcycle: motorbike
+Vehicle horn, car horn, honking: carhorn honk honks hooter klaxon
+Siren: sirens
+Hammer: hammers hammering anvil
+Chop: axe lumber lumbering woodcut woodcutting chopping
+Drill: drilling
+Bicycle: bike bicycles
+Boat, Water vehicle: boats
+Ship: ships
+Coin (dropping): coins money cash
+Camera: shutter
+Typewriter: typewriters
+Writing: pencil scribble
+Scissors: snip
+Rustle: rustling leaves bush bushes
+Crunch: crunchy crumble
+Squish: squelch
+Whistle: whistles
+Gong: gongs
+Cymbal: cymbals ride
+Hi-hat: hihat hat hats
+Snare drum: snare snares
+Bass drum: kick kicks kickdrum bassdrum
+Drum: drums tom toms bongo bongos conga congas djembe
+Tambourine: tamb
+Maraca: shaker shakers maracas
+Cowbell: cowbells
+Piano: pianos
+Guitar: guitars
+Electric guitar: eguitar
+Violin, fiddle: violins
+Synthesizer: synth synths
+Choir: choirs
+Flute: flutes
+Trumpet: trumpets
+Organ: organs
+Harp: harps
+Clarinet: clarinets
+Saxophone: sax
+Marimba, xylophone: xylo
+"""
+
+IGNORED = frozenset(
+    "fly flies mouse tank bat bats mine mines pick record space rock rocks metal static echo noise silence drone "
+    "loop pulse song jingle country house funk disco opera techno grunge reggae blues jazz ska dub electro".split()
+)
+
+
+def alias_table() -> dict[str, str]:
+    """word -> AudioSet class name."""
+    table: dict[str, str] = {}
+    current = None
+    for raw in _TABLE.strip().splitlines():
+        if not raw.startswith(" "):
+            current, _, words = raw.partition(": ")
+        else:
+            words = raw
+        for word in words.split():
+            table.setdefault(word, current)
+    return table

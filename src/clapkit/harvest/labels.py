@@ -1,0 +1,225 @@
+"""Path words -> AudioSet classes, with the evidence kept.
+
+Order of the rules for each word (first that fires wins; a word sequence of 2-3 words is tried before its words):
+``package`` (a per-package rule, see ``rules.py``), ``name`` (the words are an ontology name or synonym, light
+stems), ``alias`` (the game-sound vocabulary of ``aliases.py``), ``description`` (a 5+ letter word found in the
+description of at most 2 classes), ``minilm`` (MiniLM cosine between the word and a class synonym >= the measured
+threshold). Words in ``words.MISLEADING`` / ``aliases.IGNORED`` map through none of the single-word rules. The
+primary label comes from the file name (directories add secondary labels), the most specific match, the last word on
+ties (English compounds end in their head noun). Nothing matched -> no labels: the clip is dropped, not guessed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from clapkit.harvest.aliases import IGNORED, alias_table
+from clapkit.harvest.embed import Embedder
+from clapkit.harvest.rules import LANGUAGES, package_rule
+from clapkit.harvest.words import GENERIC, MISLEADING, path_numbers, path_words, split_words
+from clapkit.ontology import Ontology, OntologyEntry, normalize_label, stem
+
+MINILM_THRESHOLD = 0.70  # measured on a hand-checked sample (docs/corpus.md)
+DESCRIPTION_AGREEMENT = 0.45  # a description word counts when MiniLM also puts the word near that class
+_RULE_RANK = {"package": 5, "combo": 4, "name": 3, "alias": 3, "description": 2, "minilm": 1}
+_WEAPON_CLASSES = {"Gunshot, gunfire", "Machine gun", "Artillery fire", "Cap gun", "Arrow", "Explosion"}
+_WEAPON_WORDS = {"laser", "weapon", "weapons", "wp", "blaster", "plasma", "rocket", "missile", "attack", "shoot"}
+MAX_LABELS = 3
+NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                "sixteen seventeen eighteen nineteen twenty").split()
+
+
+@dataclass
+class Match:
+    word: str
+    entry: OntologyEntry
+    rule: str
+    score: float = 1.0
+    in_name: bool = True
+    position: int = 0
+
+    def evidence(self) -> str:
+        return f"{self.word}->{self.entry.name} [{self.rule} {self.score:.2f}]"
+
+
+@dataclass
+class Labelling:
+    """The labels of one file (primary first), the matches behind them, its keywords and, for real speech, the
+    language and voice; ``drop`` says why a file is not used (then ``labels`` is empty)."""
+
+    keywords: list[str]
+    labels: list[OntologyEntry] = field(default_factory=list)
+    matches: list[Match] = field(default_factory=list)
+    drop: str = ""
+    speech: tuple[str, str] | None = None  # (language, voice)
+    spoken: str = ""  # what is said, when the file name tells
+
+    @property
+    def evidence(self) -> str:
+        return "; ".join(m.evidence() for m in self.matches)
+
+
+class Labeler:
+    """``Labeler(ontology, embedder).label(package, source_path)``; call :meth:`prepare` with every path first so
+    the MiniLM near misses are computed in one batch."""
+
+    def __init__(self, ontology: Ontology, embedder: Embedder | None = None, threshold: float = MINILM_THRESHOLD):
+        self.ontology = ontology
+        self.embedder = embedder
+        self.threshold = threshold
+        self.phrases = {k: e for k, e in ontology.phrase_index().items()
+                        if not (e.abstract or _top_only(e) or (len(k) == 1 and _only_as_phrase(ontology, e)))}
+        table = alias_table()
+        self.aliases = {word: ontology.get(name) for word, name in table.items()}
+        self.alias_stems = {stem(word): ontology.get(name) for word, name in table.items()}
+        self._descriptions = self._description_index()
+        self._near: dict[str, tuple[OntologyEntry, float] | None] = {}
+
+    def _description_index(self) -> dict[str, list[OntologyEntry]]:
+        index: dict[str, list[OntologyEntry]] = {}
+        for e in self.ontology:
+            if e.abstract or e.blacklisted:
+                continue
+            for w in set(normalize_label(e.description).split()):
+                if len(w) >= 5:
+                    index.setdefault(stem(w), []).append(e)
+        return {k: v for k, v in index.items() if len(v) <= 2}
+
+    def _single(self, word: str, minilm: bool = True) -> tuple[OntologyEntry, str, float] | None:
+        if word in IGNORED or word in MISLEADING or word in GENERIC or not word.isalpha():
+            return None
+        s = stem(word)
+        if word in self.aliases:  # a word of the table wins over the ontology ("keyboard": the computer's)
+            return self.aliases[word], "alias", 1.0
+        if (s,) in self.phrases:
+            return self.phrases[(s,)], "name", 1.0
+        if s in self.alias_stems:
+            return self.alias_stems[s], "alias", 1.0
+        near = self._near.get(word) if minilm else None
+        if len(word) >= 5 and s in self._descriptions and near is not None and near[0] in self._descriptions[s] \
+                and near[1] >= DESCRIPTION_AGREEMENT:  # a description word, confirmed by MiniLM
+            return near[0], "description", near[1]
+        if near is not None and near[1] >= self.threshold:
+            return near[0], "minilm", near[1]
+        return None
+
+    def prepare(self, items: Iterable[tuple[str, str]]) -> None:
+        """Compute MiniLM near misses for every word of these ``(package, source_path)`` no other rule maps."""
+        if self.embedder is None:
+            return
+        todo = sorted({w for pkg, path in items for w in path_words(path, pkg)
+                       if w not in self._near and len(w) >= 4 and w.isalpha()
+                       and self._single(w, minilm=False) is None and w not in IGNORED | MISLEADING | GENERIC})
+        if not todo:
+            return
+        classes = [(e, syn) for e in self.ontology if not (e.abstract or e.blacklisted) for syn in e.synonyms
+                   if syn.lower() not in IGNORED]
+        class_vectors = self.embedder([syn for _, syn in classes])
+        word_vectors = self.embedder(todo)
+        sims = np.asarray(word_vectors) @ np.asarray(class_vectors).T
+        for word, row in zip(todo, sims):
+            best = int(np.argmax(row))
+            self._near[word] = (classes[best][0], float(row[best]))
+
+    def near_miss(self, word: str) -> tuple[OntologyEntry, float] | None:
+        """The best MiniLM class for ``word`` and its cosine (after :meth:`prepare`), whatever the threshold."""
+        return self._near.get(word)
+
+    def label(self, package: str, source_path: str) -> Labelling:
+        words = path_words(source_path, package)
+        result = Labelling(keywords=words)
+        rule = package_rule(package, source_path)
+        if rule is not None:
+            action, groups = rule
+            if action[0] == "drop":
+                result.drop = action[1]
+                return result
+            if action[0] == "labels":
+                names = [n.strip() for n in action[1].split(";")]
+                result.labels = [self.ontology.get(n) for n in names]
+                result.matches = [Match("(path)", e, "package") for e in result.labels]
+                return result
+            if action[0] == "speech":
+                return self._speech(result, action, groups, source_path)
+        result.matches = self._matches(source_path, package)
+        result.labels = self._choose(result.matches)
+        return result
+
+    def _matches(self, source_path: str, package: str) -> list[Match]:
+        segments = source_path.split("!")[-1].split("/")
+        name_words = set(path_words(segments[-1], package))
+        words = path_words(source_path, package)
+        matches: list[Match] = []
+        i = 0
+        while i < len(words):
+            for n in (3, 2):
+                if i + n <= len(words):
+                    key = tuple(stem(w) for w in words[i : i + n])
+                    if key in self.phrases:
+                        matches.append(Match(" ".join(words[i : i + n]), self.phrases[key], "name", 1.0,
+                                             words[i + n - 1] in name_words, i))
+                        i += n
+                        break
+            else:
+                found = self._single(words[i])
+                if found is not None:
+                    matches.append(Match(words[i], found[0], found[1], found[2], words[i] in name_words, i))
+                i += 1
+        # "fire" next to a gun is firing, not flames
+        if any(m.entry.name in _WEAPON_CLASSES for m in matches) or _WEAPON_WORDS & set(words):
+            matches = [m for m in matches if not (m.word == "fire" and m.entry.name == "Fire")]
+        return matches
+
+    def _choose(self, matches: list[Match]) -> list[OntologyEntry]:
+        if not matches:
+            return []
+        pool = [m for m in matches if m.in_name] or matches
+        entries = {m.entry.id for m in matches}
+        def specific(m: Match) -> bool:
+            return not any(self.ontology.is_under(self.ontology._by_id[other], m.entry.name)
+                           for other in entries if other != m.entry.id)
+        primary = max(pool, key=lambda m: (_RULE_RANK[m.rule], specific(m), m.score, m.position))
+        labels = [primary.entry]
+        for m in sorted(matches, key=lambda m: (-_RULE_RANK[m.rule], -m.score, m.position)):
+            if m.entry not in labels and len(labels) < MAX_LABELS:
+                labels.append(m.entry)
+        return labels
+
+    def _speech(self, result: Labelling, action: tuple[str, ...], groups: dict[str, str],
+                source_path: str) -> Labelling:
+        language = action[1].format(**groups)
+        language = LANGUAGES.get(language.lower(), language)
+        voice = action[2]
+        if not voice:
+            voice = "female" if re.search(r"(^|[_/])f(emale)?[_/\d]", source_path) else voice
+        names = {"female": "Female speech, woman speaking", "male": "Male speech, man speaking"}
+        result.labels = [self.ontology.get(names[voice])] if voice in names else []
+        result.labels.append(self.ontology.get("Speech"))
+        result.matches = [Match(f"(package: {language} speech)", e, "package") for e in result.labels]
+        result.speech = (language, voice)
+        stemname = re.sub(r"\.[A-Za-z0-9]+$", "", source_path.split("/")[-1])
+        numbers = path_numbers(source_path)
+        if "/digits/" in source_path and numbers and stemname.isdigit() and language == "English":
+            value = int(numbers[0])
+            result.spoken = NUMBER_WORDS[value] if value < len(NUMBER_WORDS) else str(value)
+        elif language == "English" and stemname.isalpha() and len(split_words(stemname)) == 1:
+            result.spoken = stemname.lower()
+        return result
+
+
+_PHRASE_ONLY = ("Music genre", "Music mood", "Musical concepts", "Music role", "Battle cry", "Skateboard",
+                "Lawn mower", "Sanding")
+
+
+def _only_as_phrase(ontology: Ontology, entry: OntologyEntry) -> bool:
+    """Classes a single file-name word must not give: music genres and moods ("theme", "folk"), and classes whose
+    one-word synonyms are common words in game files."""
+    return any(ontology.is_under(entry, name) for name in _PHRASE_ONLY)
+
+
+def _top_only(entry: OntologyEntry) -> bool:
+    return not entry.parent_ids  # "Animal", "Music": too broad to be a word's meaning

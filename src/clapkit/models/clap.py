@@ -44,7 +44,7 @@ class ClapModule(nn.Module):
         self.audio_tower = build_audio_tower(config.audio)
         self.text_tower = TextTower(config.text)
         self.audio_projection = build_projection(config.head, config.audio.embed_dim, config.joint_dim)
-        self.text_projection = build_projection(config.head, config.text.width, config.joint_dim)
+        self.text_projection = build_projection(config.text_head or config.head, config.text.width, config.joint_dim)
         init = math.log(1 / 0.07)
         if config.separate_logit_scales:
             self.logit_scale_a = nn.Parameter(torch.tensor(init))

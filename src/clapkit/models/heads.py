@@ -35,9 +35,32 @@ class MsProjection(nn.Module):
         return self.layer_norm(hidden + self.drop(self.linear2(F.gelu(hidden))))
 
 
+class CentredProjection(nn.Module):
+    """``normalize(inner(x)) - centre``: a head whose output is moved away from a stored mean embedding (hubness
+    correction: the direction every embedding shares is taken out before cosine similarity)."""
+
+    def __init__(self, inner: nn.Module, out_dim: int):
+        super().__init__()
+        self.inner = inner
+        self.register_buffer("centre", torch.zeros(out_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.inner(x), dim=-1) - self.centre
+
+
 def build_projection(config: HeadConfig, in_dim: int, out_dim: int) -> nn.Module:
     if config.kind == "laion_mlp":
-        return LaionProjection(in_dim, out_dim, config.activation)
-    if config.kind == "ms":
-        return MsProjection(in_dim, out_dim, config.dropout)
-    raise ConfigError(f"unknown projection head kind {config.kind!r}; known: 'laion_mlp', 'ms'")
+        head: nn.Module = LaionProjection(in_dim, out_dim, config.activation)
+    elif config.kind == "ms":
+        head = MsProjection(in_dim, out_dim, config.dropout)
+    elif config.kind == "linear":
+        head = nn.Linear(in_dim, out_dim)
+    elif config.kind == "identity":
+        if in_dim != out_dim:
+            raise ConfigError(f"an identity projection head needs the tower width ({in_dim}) to equal the joint "
+                              f"dimension ({out_dim})")
+        head = nn.Identity()
+    else:
+        raise ConfigError(f"unknown projection head kind {config.kind!r}; known: 'laion_mlp', 'ms', 'linear', "
+                          "'identity'")
+    return CentredProjection(head, out_dim) if config.centre else head

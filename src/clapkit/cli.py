@@ -11,6 +11,7 @@ from clapkit.errors import ClapkitError
 
 COMMAND_MODULES = [
     "clapkit.commands.models",
+    "clapkit.commands.download",
     "clapkit.commands.demo",
     "clapkit.commands.recipe",
     "clapkit.commands.inference",

@@ -24,6 +24,7 @@ def load(
     *,
     trust_pickle: bool = False,
     fast: str | None = None,
+    download: bool = False,
 ) -> ClapModel:
     """Load a CLAP model.
 
@@ -34,7 +35,14 @@ def load(
     ``tokenizer``: a local tokenizer directory; without one, BERT-vocabulary towers use the bundled vocab and others
     can still ``encode_text`` pre-tokenised ids. ``fast="int8"``: the audio tower's linear layers in int8
     (``clapkit.fast.accelerate``; inference only, cosine to fp32 > 0.999 on HTSAT; docs/performance.md).
+    - ``load("630k-audioset-best")`` / ``load("laion/clap-htsat-unfused")``: a public checkpoint (``clapkit models
+      --public``) or hub repo, from the Hugging Face cache with no network call; ``download=True`` fetches it first
+      (``clapkit.hub``; same as ``clapkit download NAME``).
     """
+    hub = _hub_files(path_or_name, weights, download, trust_pickle)
+    if hub is not None:
+        path_or_name = hub.path
+        tokenizer = tokenizer if tokenizer is not None else hub.tokenizer
     config, state_dict = _resolve(path_or_name, weights, trust_pickle)
     module = ClapModule(config)
     if state_dict is not None:
@@ -57,6 +65,23 @@ def load(
     return model
 
 
+def _hub_files(name, weights, download: bool, trust_pickle: bool):
+    """A public checkpoint name or hub repo id (never a local path) -> its cached files (``clapkit.hub``, imported
+    only here: loading a path never imports huggingface_hub)."""
+    from clapkit.public import looks_like_hub_name
+
+    if weights is not None or str(name) in DEFAULT_NAMES or str(name) in list_models():
+        return None
+    if not looks_like_hub_name(str(name)):
+        if download:
+            raise CheckpointError(f"{name}: download=True needs a public checkpoint name or a hub repo id "
+                                  "(`clapkit models --public`), not a local path")
+        return None
+    from clapkit.hub import resolve
+
+    return resolve(str(name), download=download, trust_pickle=trust_pickle)
+
+
 def _has_tokenizer_files(directory: Path) -> bool:
     return any((directory / name).exists() for name in ("tokenizer.json", "vocab.json", "vocab.txt"))
 
@@ -73,8 +98,8 @@ def _resolve(path_or_name, weights, trust_pickle) -> tuple[ModelConfig, dict | N
         if weights is None:
             raise CheckpointError(
                 f"model {name!r} is an architecture, not trained weights: pass weights=PATH to a checkpoint of it "
-                f"(e.g. LAION's 630k-audioset-best.pt, downloaded by you; clapkit never downloads) or weights='random' "
-                f"for a randomly initialised model. {FAMILIES_HELP}"
+                f"(e.g. LAION's 630k-audioset-best.pt), load a public checkpoint by name (`clapkit models "
+                f"--public`) or pass weights='random' for a randomly initialised model. {FAMILIES_HELP}"
             )
         if str(weights) == "random":
             return config, None
@@ -83,8 +108,8 @@ def _resolve(path_or_name, weights, trust_pickle) -> tuple[ModelConfig, dict | N
     path = Path(name)
     if not path.exists():
         raise CheckpointError(
-            f"{name}: no such file or directory, and not a model name. Known names: {', '.join(list_models())}. "
-            f"{FAMILIES_HELP}"
+            f"{name}: no such file or directory, and not a model name. Known names: {', '.join(list_models())}; "
+            f"public checkpoints: `clapkit models --public`. {FAMILIES_HELP}"
         )
     if weights is not None:
         raise CheckpointError(f"{name} is already a checkpoint; pass weights= only together with a model name")

@@ -79,7 +79,18 @@ def _find_local(kind: str) -> Path | None:
         return Path(str(resources.files("clapkit") / "assets" / "bert-base-uncased-vocab.txt"))
     if kind == "clip":
         return _find_clip_bpe()
-    return None
+    return _find_in_hub_cache(kind)
+
+
+def _find_in_hub_cache(kind: str) -> Path | None:
+    """The tokenizer's hub repo (``clapkit.public.TOKENIZERS``) in the local Hugging Face cache; no network."""
+    from clapkit.public import TOKENIZERS
+
+    if kind not in TOKENIZERS:
+        return None
+    from clapkit.hub import cached_tokenizer_dir
+
+    return cached_tokenizer_dir(TOKENIZERS[kind])
 
 
 def _find_clip_bpe() -> Path | None:
@@ -97,7 +108,8 @@ def _find_clip_bpe() -> Path | None:
 def _missing_message(kind: str) -> str:
     name = _HUB_NAMES.get(kind, kind)
     return (
-        f"no {kind} tokenizer available offline. Save one where clapkit can read it, e.g. on a machine with access: "
+        f"no {kind} tokenizer available offline. Fetch it into the Hugging Face cache with `clapkit download {name}`"
+        " (clapkit then finds it there), or save one where clapkit can read it, e.g. on a machine with access: "
         f"`AutoTokenizer.from_pretrained('{name}').save_pretrained('tokenizers/{name}')`, copy that folder here and "
         f"pass tokenizer='tokenizers/{name}' (or set CLAPKIT_TOKENIZERS=tokenizers). Without a tokenizer, "
         f"model.encode_text(input_ids, attention_mask) still works on pre-tokenised input."

@@ -13,7 +13,8 @@ def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEF
         "--model",
         default=default,
         required=default is None,
-        help="'default' (clapkit's offline model, the default), a model name (see `clapkit models`), a checkpoint "
+        help="'default' (clapkit's offline model, the default), a model name (`clapkit models`), a public "
+        "checkpoint name or hub repo id fetched with `clapkit download` (`clapkit models --public`), a checkpoint "
         "file or a directory",
     )
     parser.add_argument("--weights", help="checkpoint for a model name, or 'random'")

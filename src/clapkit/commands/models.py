@@ -10,9 +10,27 @@ from clapkit.commands import add_model_options, load_model
 def cmd_models(args) -> int:
     from clapkit.registry import get_config, list_models
 
+    if args.public:
+        return _print_public(args.json)
     print(f"{'default':28s} clapkit's trained offline model (weights ship with clapkit; docs/default-model.md)")
     for name in list_models():
         print(f"{name:28s} {get_config(name).description}")
+    return 0
+
+
+def _print_public(as_json: bool) -> int:
+    import dataclasses
+
+    from clapkit.public import PUBLIC
+
+    if as_json:
+        print(json.dumps([dataclasses.asdict(e) for e in PUBLIC], indent=2))
+        return 0
+    for e in PUBLIC:
+        where = f"{e.repo}/{e.filename}" if e.filename else f"{e.repo} (transformers directory)"
+        print(f"{e.name}\n    hub: {where}; family {e.family}, architecture {e.architecture}, tokenizer "
+              f"{e.tokenizer}\n    licence: {e.licence}\n    good for: {e.good_for}\n    numbers: {e.numbers}")
+    print("\nFetch one with `clapkit download NAME`, then pass --model NAME (loads offline from the HF cache)")
     return 0
 
 
@@ -37,7 +55,10 @@ def cmd_info(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    sub.add_parser("models", help="list the named model configs").set_defaults(func=cmd_models)
+    models = sub.add_parser("models", help="list the named model configs (--public: the public checkpoints)")
+    models.add_argument("--public", action="store_true", help="public checkpoints loadable by name from the hub cache")
+    models.add_argument("--json", action="store_true", help="with --public: the table as JSON")
+    models.set_defaults(func=cmd_models)
     info = sub.add_parser("info", help="describe a model or checkpoint")
     add_model_options(info)
     info.set_defaults(func=cmd_info)

@@ -129,7 +129,7 @@ def test_errors_a_user_can_act_on(audio, micro_model_dir, capsys, tmp_path, monk
     code, _, err = _run(capsys, "classify", wav, "--model", micro_model_dir, "--labels", "a,b", "--prompt", "no slot")
     assert code == 2 and "must contain {}" in err
     code, _, err = _run(capsys, "embed", wav, "--model", "laion-htsat-tiny", "--out", tmp_path / "s")
-    assert code == 2 and "weights=PATH" in err and "never downloads" in err
+    assert code == 2 and "weights=PATH" in err and "clapkit models --public" in err
     code, _, err = _run(capsys, "embed", wav, "--model", "laion-htsat-tiny", "--weights", tmp_path / "630k.pt",
                         "--out", tmp_path / "s")  # fmt: skip
     assert code == 2 and "630k.pt: weights file not found" in err and "LAION-CLAP" in err

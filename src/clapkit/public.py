@@ -101,6 +101,17 @@ TOKENIZER_LICENCES = {
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/[\w./-]+\.(pt|pth|bin|ckpt|safetensors))?$")
 
 
+def markdown_table() -> str:
+    """The table as Markdown (the README's copy is this text: ``clapkit models --public --markdown``)."""
+    rows = ["| name | hub file | architecture | tokenizer | licence | good for; published numbers |",
+            "|---|---|---|---|---|---|"]
+    for e in PUBLIC:
+        where = f"`{e.repo}/{e.filename}`" if e.filename else f"`{e.repo}` (transformers directory)"
+        rows.append(f"| `{e.name}` | {where} | {e.architecture} ({e.family}) | {e.tokenizer} | "
+                    f"{e.licence.split(' (')[0]} | {e.good_for}; {e.numbers} |")
+    return "\n".join(rows) + "\n"
+
+
 def find_public(name: str) -> PublicCheckpoint | None:
     """The entry called ``name`` (or whose file is ``name``, e.g. ``630k-audioset-best.pt``)."""
     for entry in PUBLIC:

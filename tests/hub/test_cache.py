@@ -108,6 +108,12 @@ def test_public_table(capsys):
     assert looks_like_hub_name("someone/some-clap") and not looks_like_hub_name(str(ROOT / "README.md"))
 
 
+def test_readme_table_is_the_library_table():
+    from clapkit.public import markdown_table
+
+    assert markdown_table() in (ROOT / "README.md").read_text(), "regenerate: clapkit models --public --markdown"
+
+
 def test_loading_a_path_never_imports_the_hub_code(tmp_path, monkeypatch):
     from clapkit.checkpoints import save_clapkit
     from clapkit.models.clap import ClapModule

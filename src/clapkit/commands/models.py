@@ -11,18 +11,21 @@ def cmd_models(args) -> int:
     from clapkit.registry import get_config, list_models
 
     if args.public:
-        return _print_public(args.json)
+        return _print_public(args.json, args.markdown)
     print(f"{'default':28s} clapkit's trained offline model (weights ship with clapkit; docs/default-model.md)")
     for name in list_models():
         print(f"{name:28s} {get_config(name).description}")
     return 0
 
 
-def _print_public(as_json: bool) -> int:
+def _print_public(as_json: bool, as_markdown: bool) -> int:
     import dataclasses
 
-    from clapkit.public import PUBLIC
+    from clapkit.public import PUBLIC, markdown_table
 
+    if as_markdown:
+        print(markdown_table(), end="")
+        return 0
     if as_json:
         print(json.dumps([dataclasses.asdict(e) for e in PUBLIC], indent=2))
         return 0
@@ -58,6 +61,7 @@ def add_parsers(sub) -> None:
     models = sub.add_parser("models", help="list the named model configs (--public: the public checkpoints)")
     models.add_argument("--public", action="store_true", help="public checkpoints loadable by name from the hub cache")
     models.add_argument("--json", action="store_true", help="with --public: the table as JSON")
+    models.add_argument("--markdown", action="store_true", help="with --public: the table as Markdown")
     models.set_defaults(func=cmd_models)
     info = sub.add_parser("info", help="describe a model or checkpoint")
     add_model_options(info)

@@ -29,3 +29,23 @@ class CheckpointError(ClapkitError):
 
 class TokenizerError(ClapkitError):
     """No tokenizer is available for a text tower, or its files are missing."""
+
+
+class ClapkitWarning(UserWarning):
+    """Something clapkit can go on with but the user should know (the CLI prints it as ``clapkit: warning: ...``)."""
+
+
+def os_reason(exc: OSError) -> str:
+    """A short, plain reason for an operating-system error on a file (no errno numbers, no Python class names)."""
+    import errno
+
+    reasons = {
+        errno.EACCES: "permission denied: this user may not read it (check the file's and its folders' permissions)",
+        errno.EPERM: "permission denied: this user may not read it (check the file's and its folders' permissions)",
+        errno.ELOOP: "symbolic link loop (the link leads back to itself); fix or remove the link",
+        errno.ENOENT: "file not found; check the path",
+        errno.EISDIR: "is a directory, not a file",
+        errno.ENOTDIR: "a part of the path is not a folder; check the path",
+        errno.ENAMETOOLONG: "the path is too long",
+    }
+    return reasons.get(exc.errno, f"cannot read it ({exc.strerror or exc})")

@@ -40,35 +40,45 @@ def test_non_audio_file(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg: the error lists what libsndfile reads
     path = tmp_path / "notes.wav"
     path.write_text("these are my notes, not a recording\n" * 20)
-    with pytest.raises(AudioError, match="cannot decode") as info:
+    with pytest.raises(AudioError, match="not an audio file") as info:
         load_audio(path, 48000)
-    assert str(path) in str(info.value) and "wav" in str(info.value)
+    assert str(path) in str(info.value)
+    damaged = tmp_path / "damaged.wav"  # a RIFF header libsndfile rejects: audio, but undecodable
+    damaged.write_bytes(b"RIFF\x10\x00\x00\x00WAVEjunk" + b"\x00" * 100)
+    with pytest.raises(AudioError, match="cannot decode") as info:
+        load_audio(damaged, 48000)
+    assert str(damaged) in str(info.value) and "wav" in str(info.value)
 
 
-def test_truncated_file_gives_the_audio_present(tmp_path, make_tone):
-    """libsndfile decodes what survives of a cut data chunk; that audio is usable."""
+def test_truncated_file_is_an_error_naming_both_durations(tmp_path, make_tone):
+    """A WAV cut short of the length its header declares is refused (libsndfile alone would decode the rest)."""
     path = tmp_path / "cut.wav"
     data = _pcm16_wav(path, make_tone(seconds=1.0), 48000)
     path.write_bytes(data[: 44 + 2 * 20000])  # header + 20000 of 48000 samples
-    y = load_audio(path, 48000)
-    assert y.shape == (20000,)
-    np.testing.assert_allclose(y, make_tone(seconds=1.0)[:20000], atol=1e-4)
+    with pytest.raises(AudioError, match=r"truncated: the header says 1.00 s, the file holds 0.42 s") as info:
+        load_audio(path, 48000)
+    assert info.value.source == str(path)
 
 
 def test_header_only_file(tmp_path, make_tone):
     path = tmp_path / "header.wav"
     data = _pcm16_wav(path, make_tone(seconds=1.0), 48000)
     path.write_bytes(data[:44])
-    with pytest.raises(AudioError, match="no audio samples") as info:
+    with pytest.raises(AudioError, match="truncated: the header says 1.00 s, the file holds 0.00 s") as info:
         load_audio(path, 48000)
     assert info.value.source == str(path)
+    zero = tmp_path / "zero.wav"  # a complete file of 0 samples
+    sf.write(zero, np.zeros(0, dtype=np.float32), 48000)
+    with pytest.raises(AudioError, match="no audio samples") as info:
+        load_audio(zero, 48000)
+    assert info.value.source == str(zero)
 
 
 def test_garbage_file(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))
     path = tmp_path / "garbage.flac"
     path.write_bytes(np.random.default_rng(0).bytes(4096))
-    with pytest.raises(AudioError, match="cannot decode"):
+    with pytest.raises(AudioError, match="not an audio file"):
         load_audio(path, 48000)
 
 

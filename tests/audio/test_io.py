@@ -182,7 +182,7 @@ def test_ffmpeg_fallback_decodes_what_libsndfile_cannot(tmp_path, monkeypatch):
 
 def test_ffmpeg_failure_and_absence_are_clear(tmp_path, monkeypatch):
     song = tmp_path / "song.m4a"
-    song.write_bytes(b"not really audio" * 64)
+    song.write_bytes(b"\x00\x00\x00\x20ftypM4A " + b"not really audio" * 64)  # an MP4 header libsndfile cannot read
     empty_bin = tmp_path / "empty"
     empty_bin.mkdir()
     monkeypatch.setenv("PATH", str(empty_bin))

@@ -14,6 +14,7 @@ Conventions:
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -27,7 +28,8 @@ import numpy as np
 import soundfile
 import soxr
 
-from clapkit.errors import AudioError
+from clapkit.audio.probe import captured_stderr, check_file, check_file_complete, decoder_said, looks_like_audio
+from clapkit.errors import AudioError, os_reason
 
 RESAMPLE_QUALITY = "HQ"
 MAX_CHANNELS = 16
@@ -131,21 +133,19 @@ def is_silent(waveform: Any, threshold_db: float = -90.0) -> bool:
 
 
 def _check_file(path: str | os.PathLike[str]) -> Path:
-    p = Path(path)
-    if not p.exists():
-        raise AudioError(str(path), "file not found; check the path")
-    if p.is_dir():
-        raise AudioError(str(path), "is a directory, not an audio file")
-    if p.stat().st_size == 0:
-        raise AudioError(str(path), "file is empty (0 bytes); re-export or re-download it")
-    return p
+    check_file(path)
+    return Path(path)
 
 
-def _undecodable(path: str, detail: str) -> AudioError:
+def _undecodable(path: str, detail: str, head: bytes = b"") -> AudioError:
+    """``detail``: what the decoders said. A file whose first bytes match no audio format is "not an audio file"."""
+    if head and not looks_like_audio(head):
+        return AudioError(path, f"not an audio file: its content matches no audio format (text or other data under an "
+                                f"audio name?{detail})")  # fmt: skip
     return AudioError(
         path,
-        f"cannot decode audio ({detail}). Readable formats without ffmpeg: {_supported_formats()}. "
-        "Installing ffmpeg (on PATH) adds m4a/aac, wma and audio in video containers.",
+        f"cannot decode audio ({detail.lstrip('; ')}). Readable formats without ffmpeg: "
+        f"{_supported_formats()}. Installing ffmpeg (on PATH) adds m4a/aac, wma and audio in video containers.",
     )
 
 
@@ -190,18 +190,31 @@ class _Decodable:
 
     def __init__(self, path: str | os.PathLike[str]):
         self.source = str(path)
-        self.path = _check_file(path)
+        self.head = check_file(path)
+        self.path = Path(path)
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._file: soundfile.SoundFile | None = None
 
     def __enter__(self) -> soundfile.SoundFile:
         try:
-            self._file = soundfile.SoundFile(self.path)
-            return self._file
+            with captured_stderr() as chatter:
+                self._file = soundfile.SoundFile(self.path)
         except (soundfile.SoundFileError, RuntimeError) as exc:
             libsndfile_error = str(exc).split(": ", 1)[-1] if ": " in str(exc) else str(exc)
+            libsndfile_error += decoder_said(chatter)
+        except OSError as exc:  # the file went away or lost its permissions since check_file
+            raise AudioError(self.source, os_reason(exc)) from None
+        else:
+            try:
+                check_file_complete(self.path, self._file.frames, float(self._file.samplerate))
+            except BaseException:
+                self._file.close()
+                raise
+            return self._file
         ffmpeg = shutil.which("ffmpeg")
         if ffmpeg is None:
+            if not looks_like_audio(self.head):  # text or other data under an audio name
+                raise _undecodable(self.source, decoder_said(chatter), self.head)
             raise _undecodable(self.source, f"libsndfile: {libsndfile_error}")
         self._tmp = tempfile.TemporaryDirectory(prefix="clapkit-ffmpeg-")
         try:
@@ -209,8 +222,10 @@ class _Decodable:
         except (soundfile.SoundFileError, RuntimeError) as exc:
             self._tmp.cleanup()
             raise _undecodable(self.source, f"ffmpeg output unreadable: {exc}") from None
-        except AudioError:
+        except AudioError as exc:
             self._tmp.cleanup()
+            if not looks_like_audio(self.head):
+                raise _undecodable(self.source, f"; {exc.reason}", self.head) from None
             raise
         return self._file
 
@@ -222,17 +237,24 @@ class _Decodable:
 
 
 def _read_block(f: soundfile.SoundFile, frames: int, source: str) -> np.ndarray:
+    """Read ``frames`` frames (-1: the rest) as (channels, frames). MP3 reads run with the decoder's stderr notes
+    captured (see :mod:`clapkit.audio.probe`)."""
+    capture = captured_stderr() if f.format == "MPEG" else contextlib.nullcontext([])
     try:
-        return f.read(frames, dtype="float32", always_2d=True).T  # (channels, frames)
+        with capture as chatter:
+            return f.read(frames, dtype="float32", always_2d=True).T  # (channels, frames)
     except (soundfile.SoundFileError, RuntimeError) as exc:
-        raise AudioError(source, f"decoding failed part-way ({exc}); the file may be corrupt") from None
+        raise AudioError(
+            source, f"decoding failed part-way ({exc}{decoder_said(chatter)}); the file may be corrupt"
+        ) from None
 
 
 def load_audio(path: str | os.PathLike[str], sample_rate: int) -> np.ndarray:
     """Decode an audio file to a float32 mono waveform at ``sample_rate`` (channels averaged, soxr HQ resampling).
 
-    A truncated file whose header survives decodes to the audio that is present (libsndfile's behaviour); a file
-    with no samples, an empty or non-audio file, or NaN/Inf samples raise :class:`AudioError` naming the path.
+    A file that cannot be read (missing, permission denied, a link loop), is empty, is not audio, is a WAV cut short
+    of the length its header declares, holds no samples or NaN/Inf samples raises :class:`AudioError` naming the
+    path and the cause.
     """
     source = str(path)
     _check_rate(sample_rate, source)

@@ -7,17 +7,16 @@ The families are records (``families.py``: one ``CheckpointFamily`` per family, 
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 
 import torch
 
 from clapkit.checkpoints.families import FAMILIES, FAMILIES_HELP, WRITABLE, CheckpointFamily, family_named
-from clapkit.checkpoints.io import extract_state_dict, load_state_dict_strict, read_checkpoint
+from clapkit.checkpoints.io import extract_state_dict, load_state_dict_strict, read_checkpoint, read_json
 from clapkit.checkpoints.native import save_clapkit
 from clapkit.config import ModelConfig
-from clapkit.errors import CheckpointError
+from clapkit.errors import CheckpointError, ConfigError
 
 __all__ = [
     "FAMILIES",
@@ -54,8 +53,18 @@ def _load_directory(path: Path, config: ModelConfig | None) -> tuple[ModelConfig
     cfg_path = path / "config.json"
     if not cfg_path.exists():
         raise CheckpointError(f"{path}: directory has no config.json. {FAMILIES_HELP}")
-    raw = json.loads(cfg_path.read_text())
+    raw = read_json(cfg_path)
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{cfg_path}: a JSON {type(raw).__name__}, not a config object. {FAMILIES_HELP}")
     for family in FAMILIES:
         if family.detect_directory is not None and family.load_directory is not None and family.detect_directory(raw):
-            return family.load_directory(path, raw, config)
+            try:
+                return family.load_directory(path, raw, config)
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:  # settings missing or of the wrong type
+                if isinstance(exc, ConfigError):
+                    raise CheckpointError(f"{cfg_path}: {exc}") from None
+                raise CheckpointError(
+                    f"{cfg_path}: a {family.title} config.json with missing or malformed settings "
+                    f"({type(exc).__name__}: {exc}); copy the checkpoint directory again"
+                ) from None
     raise CheckpointError(f"{path}: config.json is not a clapkit config (keys {sorted(raw)[:8]}). {FAMILIES_HELP}")

@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from clapkit.checkpoints.io import atomic_write, read_checkpoint, save_safetensors
+from clapkit.checkpoints.io import atomic_write, read_checkpoint, read_json, save_safetensors
 from clapkit.config import AudioFrontendConfig, AudioTowerConfig, HeadConfig, ModelConfig, TextTowerConfig
 from clapkit.errors import CheckpointError, ConfigError
 
@@ -320,7 +320,7 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
             continue
         if not name.endswith(".index.json"):
             return read_checkpoint(path)
-        shards = sorted(set(json.loads(path.read_text()).get("weight_map", {}).values()))
+        shards = sorted(set(read_json(path, "weights index").get("weight_map", {}).values()))
         if not shards:
             raise CheckpointError(f"{path}: index has no weight_map")
         state: dict[str, torch.Tensor] = {}
@@ -334,7 +334,7 @@ def read_weights(directory: Path) -> dict[str, torch.Tensor]:
 
 def read_processor(directory: Path) -> dict[str, Any] | None:
     path = directory / "preprocessor_config.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    return read_json(path, "preprocessor_config.json") if path.exists() else None
 
 
 def load_directory(
@@ -349,8 +349,8 @@ def config_for_file(path: Path, state_dict: dict[str, torch.Tensor]) -> ModelCon
     """Config of a lone HF weights file: from ``config.json`` beside it, else inferred from the tensor shapes."""
     beside = path.parent / "config.json"
     if beside.exists():
-        raw = json.loads(beside.read_text())
-        if is_hf_config(raw):
+        raw = read_json(beside)
+        if isinstance(raw, dict) and is_hf_config(raw):
             return config_from_hf(raw, read_processor(path.parent), path.parent.name)
     return config_from_hf(infer_raw_config(state_dict), None, f"{path.name}, config inferred from tensor shapes")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from collections.abc import Mapping
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import Any
 
 import torch
 
-from clapkit.errors import CheckpointError
+from clapkit.errors import CheckpointError, os_reason
 from clapkit.files import atomic_write
 
 TRUST_HINT = (
@@ -17,6 +18,39 @@ TRUST_HINT = (
     "the file came from, pass trust_pickle=True (CLI: --trust-pickle) once, and save a safe copy with "
     "`clapkit convert SRC DST --to clapkit`."
 )
+
+
+def _head(path: Path) -> bytes:
+    """The first bytes of a checkpoint file; a clear error for a file this user cannot read."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(8)
+    except OSError as exc:
+        raise CheckpointError(f"{path}: {os_reason(exc)}") from None
+
+
+def looks_like_torch_file(head: bytes) -> bool:
+    """``torch.save`` writes a zip archive (``PK``), older versions a pickle (protocol opcode ``0x80``)."""
+    return head[:4] == b"PK\x03\x04" or (head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"))
+
+
+def damaged_safetensors(path: Path, exc: BaseException) -> CheckpointError:
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CheckpointError(
+        f"{path}: not a valid safetensors file (truncated download?): {detail}. Download or copy it again"
+    )
+
+
+def read_json(path: Path, what: str = "config.json") -> Any:
+    """A JSON file of a checkpoint directory; a clear error when it is unreadable or not valid JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise CheckpointError(f"{path}: {os_reason(exc)}") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(
+            f"{path}: the {what} is not valid JSON ({exc}); a damaged or partial copy? Copy the checkpoint again"
+        ) from None
 
 
 def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Any:
@@ -32,24 +66,40 @@ def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Any:
         raise CheckpointError(f"{path}: is a directory; pass the weights file inside it or load the directory itself")
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: checkpoint file is empty (an interrupted download or copy?)")
+    head = _head(path)
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
         try:
             return load_file(str(path))
         except Exception as exc:  # safetensors raises its own error types
-            raise CheckpointError(f"{path}: not a readable safetensors file ({exc})") from None
+            raise damaged_safetensors(path, exc) from None
+    if not looks_like_torch_file(head):
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint (its first bytes are neither the zip archive torch.save writes nor a "
+            "pickle): a damaged download, or another kind of file? Download or copy it again"
+        )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
+        if "Unsupported global" not in str(exc):  # not objects beyond tensors: broken pickle data
+            raise CheckpointError(
+                f"{path}: not a valid PyTorch checkpoint: its pickle data is damaged (truncated download?). "
+                "Download or copy it again"
+            ) from None
         if not trust_pickle:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported object"
+            lines = [line for line in str(exc).splitlines() if "Unsupported global" in line]
+            first = lines[0].split("Unsupported global:", 1)[-1].split(" was not")[0].strip()
+            first = f"unsupported global {first}" if first else "unsupported object"
             raise CheckpointError(
                 f"{path}: this file holds Python objects beyond tensors ({first}). {TRUST_HINT}"
             ) from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: {os_reason(exc)}") from None
     except Exception as exc:
+        first = str(exc).strip().splitlines()[0].split(". ")[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint clapkit can read ({type(exc).__name__}: {exc})"
+            f"{path}: not a valid PyTorch checkpoint (truncated download?): {first}. Download or copy it again"
         ) from None
     try:
         return torch.load(path, map_location="cpu", weights_only=False)  # the caller opted in explicitly

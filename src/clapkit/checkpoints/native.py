@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from clapkit.checkpoints.io import read_checkpoint, save_safetensors
+from clapkit.checkpoints.io import damaged_safetensors, read_checkpoint, save_safetensors
 from clapkit.config import ModelConfig
-from clapkit.errors import CheckpointError
+from clapkit.errors import CheckpointError, ConfigError, os_reason
 
 CONFIG_METADATA = "clapkit_config"
 
@@ -35,9 +35,30 @@ def embedded_config(path: Path) -> ModelConfig | None:
         return None
     from safetensors import safe_open
 
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata() or {}
-    return ModelConfig.from_dict(json.loads(meta[CONFIG_METADATA])) if CONFIG_METADATA in meta else None
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+    except OSError as exc:
+        raise CheckpointError(f"{path}: {os_reason(exc)}") from None
+    except Exception as exc:  # SafetensorError: a truncated or random file
+        raise damaged_safetensors(path, exc) from None
+    return config_from_text(path, meta[CONFIG_METADATA]) if CONFIG_METADATA in meta else None
+
+
+def config_from_text(source: Path, text: str) -> ModelConfig:
+    """The clapkit config stored as JSON in a safetensors file's metadata or a directory's config.json."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(
+            f"{source}: its clapkit config is not valid JSON ({exc}); a damaged file? Save or copy it again"
+        ) from None
+    if not isinstance(data, dict):
+        raise CheckpointError(f"{source}: its clapkit config is a JSON {type(data).__name__}, not an object")
+    try:
+        return ModelConfig.from_dict(data)
+    except (ConfigError, KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{source}: its clapkit config does not describe a model ({exc})") from None
 
 
 def infer_config(state_dict: dict[str, torch.Tensor], path: Path) -> ModelConfig:
@@ -62,7 +83,7 @@ def load_directory(
     weights = directory / "model.safetensors"
     if not weights.exists():
         raise CheckpointError(f"{directory}: config.json found but model.safetensors is missing")
-    return config or ModelConfig.from_json(directory / "config.json"), read_checkpoint(weights)
+    return config or config_from_text(directory / "config.json", json.dumps(raw)), read_checkpoint(weights)
 
 
 def save_clapkit(directory: str | Path, config: ModelConfig, state_dict: dict[str, torch.Tensor]) -> Path:

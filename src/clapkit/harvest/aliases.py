@@ -22,7 +22,7 @@ Thump, thud: hit hits impact impacts thud thump punch bump bumps land landing kn
 Walk, footsteps: step steps footstep footsteps foot feet walk walking stomp tread
 Run: running sprint jog
 Splash, splatter: splash splashes splat splatter
-Drip: drips dripping droplet drop drops waterdrip
+Drip: drips dripping droplet droplets waterdrip
 Gurgling: bubble bubbles bubbling blub bubbly
 Pour: pouring poured
 Rain: rainfall raining drizzle shower
@@ -34,7 +34,7 @@ Waves, surf: wave surf
 Stream: river brook creek
 Waterfall: cascade
 Fire: flame flames burn burning campfire torch blaze bonfire fireplace
-Crackle: crackling
+Crackle: embers ember crackling
 Bird: birds songbird sparrow robin blackbird lark finch nightingale parrot eagle hawk falcon vulture warbler
   thrush wren tit cardinal
 Bird vocalization, bird call, bird song: birdsong birdcall chirping tweeting
@@ -58,7 +58,7 @@ Goat: goats
 Donkey, ass: mule
 Frog: frogs toad toads
 Insect: insects bug bugs
-Cricket: crickets grasshopper cicada
+Cricket: cicadas crickets grasshopper cicada
 Bee, wasp, etc.: bees hornet wasps bumblebee
 Mosquito: mosquitoes
 Snake: snakes rattlesnake serpent
@@ -110,11 +110,11 @@ Toilet flush: toilet flush
 Shatter: shatters shattering
 Breaking: break breaks broken
 Smash, crash: crash crashes smash
-Helicopter: heli chopper helicopters
+Helicopter: rotor rotors heli chopper helicopters
 Chainsaw: chainsaws
 Sawing: saw saws
 Car: cars auto automobile
-Engine: engines motor motors
+Engine: diesel petrol engines motor motors
 Train: trains locomotive railway railroad
 Fixed-wing aircraft, airplane: plane planes airplane aeroplane airliner
 Jet engine: jet jets
@@ -148,7 +148,7 @@ Tambourine: tamb
 Maraca: shaker shakers maracas
 Cowbell: cowbells
 Piano: pianos
-Guitar: guitars
+Guitar: guit guitars
 Electric guitar: eguitar
 Violin, fiddle: violins
 Synthesizer: synth synths
@@ -160,11 +160,28 @@ Harp: harps
 Clarinet: clarinets
 Saxophone: sax
 Marimba, xylophone: xylo
+Clang: clank clanks clang
+Percussion: perc
+Beatboxing: beatbox
+Sizzle: sizzling
 """
 
 IGNORED = frozenset(
     "fly flies mouse tank bat bats mine mines pick record space rock rocks metal static echo noise silence drone "
     "loop pulse song jingle country house funk disco opera techno grunge reggae blues jazz ska dub electro".split()
+)
+
+
+# word pairs that mean more together: (one of these, and one of those) anywhere in the path -> class
+COMBOS: tuple[tuple[frozenset[str], frozenset[str], str], ...] = tuple(
+    (frozenset(a.split()), frozenset(b.split()), name) for a, b, name in (
+        ("glass glasses window", "break breaks broken breaking smash shatter crash", "Shatter"),
+        ("rooster cock cockerel", "crow crows crowing", "Crowing, cock-a-doodle-doo"),
+        ("water", "drop drops droplet droplets drip", "Drip"),
+        ("door doors", "knock knocks knocking", "Knock"),
+        ("baby babies infant", "cry cries crying", "Baby cry, infant cry"),
+        ("car", "door doors", "Car"),
+    )
 )
 
 

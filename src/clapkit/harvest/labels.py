@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from clapkit.harvest.aliases import IGNORED, alias_table
+from clapkit.harvest.aliases import COMBOS, IGNORED, alias_table
 from clapkit.harvest.embed import Embedder
 from clapkit.harvest.rules import LANGUAGES, package_rule
 from clapkit.harvest.words import GENERIC, MISLEADING, path_numbers, path_words, split_words
@@ -25,10 +25,11 @@ from clapkit.ontology import Ontology, OntologyEntry, normalize_label, stem
 
 MINILM_THRESHOLD = 0.70  # measured on a hand-checked sample (docs/corpus.md)
 DESCRIPTION_AGREEMENT = 0.45  # a description word counts when MiniLM also puts the word near that class
-_RULE_RANK = {"package": 5, "combo": 4, "name": 3, "alias": 3, "description": 2, "minilm": 1}
+_RULE_RANK = {"package": 5, "combo": 4, "name": 3, "alias": 3, "compound": 2, "description": 2, "minilm": 1}
 _WEAPON_CLASSES = {"Gunshot, gunfire", "Machine gun", "Artillery fire", "Cap gun", "Arrow", "Explosion"}
 _WEAPON_WORDS = {"laser", "weapon", "weapons", "wp", "blaster", "plasma", "rocket", "missile", "attack", "shoot"}
 MAX_LABELS = 3
+MAX_DIR_DEPTH = 2  # words of the file name and of its two nearest directories count ("Aircraft/.../Sounds" not)
 NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                 "sixteen seventeen eighteen nineteen twenty").split()
 
@@ -73,9 +74,15 @@ class Labeler:
         self.threshold = threshold
         self.phrases = {k: e for k, e in ontology.phrase_index().items()
                         if not (e.abstract or _top_only(e) or (len(k) == 1 and _only_as_phrase(ontology, e)))}
+        usable = {e.id for e in ontology if not (e.abstract or _top_only(e) or _only_as_phrase(ontology, e))}
         table = alias_table()
         self.aliases = {word: ontology.get(name) for word, name in table.items()}
         self.alias_stems = {stem(word): ontology.get(name) for word, name in table.items()}
+        self.exact: dict[str, OntologyEntry] = {}
+        for e in sorted(ontology.entries, key=lambda e: (e.blacklisted, e.abstract)):
+            for syn in e.synonyms:
+                if e.id in usable and " " not in syn:
+                    self.exact.setdefault(syn.lower(), e)
         self._descriptions = self._description_index()
         self._near: dict[str, tuple[OntologyEntry, float] | None] = {}
 
@@ -89,22 +96,43 @@ class Labeler:
                     index.setdefault(stem(w), []).append(e)
         return {k: v for k, v in index.items() if len(v) <= 2}
 
-    def _single(self, word: str, minilm: bool = True) -> tuple[OntologyEntry, str, float] | None:
-        if word in IGNORED or word in MISLEADING or word in GENERIC or not word.isalpha():
+    def _single(self, word: str, minilm: bool = True, compound: bool = True) -> tuple[OntologyEntry, str, float] | None:
+        if word in IGNORED or word in MISLEADING or word in GENERIC or not word.isalpha() or len(word) < 3:
             return None
-        s = stem(word)
         if word in self.aliases:  # a word of the table wins over the ontology ("keyboard": the computer's)
             return self.aliases[word], "alias", 1.0
+        if word in self.exact:  # "crow" is the bird, though "crowing" stems to it too
+            return self.exact[word], "name", 1.0
+        if len(word) < 4:  # short words match exactly or not at all ("be" is not a bee)
+            return None
+        s = stem(word)
         if (s,) in self.phrases:
             return self.phrases[(s,)], "name", 1.0
         if s in self.alias_stems:
             return self.alias_stems[s], "alias", 1.0
+        if compound and len(word) >= 6:
+            parts = self._compound(word)
+            if parts is not None:
+                return parts
         near = self._near.get(word) if minilm else None
         if len(word) >= 5 and s in self._descriptions and near is not None and near[0] in self._descriptions[s] \
                 and near[1] >= DESCRIPTION_AGREEMENT:  # a description word, confirmed by MiniLM
             return near[0], "description", near[1]
         if near is not None and near[1] >= self.threshold:
             return near[0], "minilm", near[1]
+        return None
+
+    def _compound(self, word: str) -> tuple[OntologyEntry, str, float] | None:
+        """``windgust`` -> wind + gust, ``mouseclick`` -> mouse + click: the longest known right part (the head),
+        else a known left part followed by a generic word (``planelow``); both parts 3+ letters."""
+        for i in range(3, len(word) - 2):  # longest right part first
+            found = self._single(word[i:], minilm=False, compound=False)
+            if found is not None and len(word[:i]) >= 3:
+                return found[0], f"compound {word[:i]}+{word[i:]}", 1.0
+        for i in range(len(word) - 3, 2, -1):
+            found = self._single(word[:i], minilm=False, compound=False)
+            if found is not None and word[i:] in GENERIC | MISLEADING:  # "planelow": plane + a generic word
+                return found[0], f"compound {word[:i]}+{word[i:]}", 1.0
         return None
 
     def prepare(self, items: Iterable[tuple[str, str]]) -> None:
@@ -151,8 +179,12 @@ class Labeler:
 
     def _matches(self, source_path: str, package: str) -> list[Match]:
         segments = source_path.split("!")[-1].split("/")
-        name_words = set(path_words(segments[-1], package))
-        words = path_words(source_path, package)
+        depth: dict[str, int] = {}  # 0: the file name, 1: its directory, ...
+        for d, segment in enumerate(reversed(segments)):
+            for w in path_words(segment, package):
+                depth.setdefault(w, d)
+        name_words = {w for w, d in depth.items() if d == 0}
+        words = [w for w in path_words(source_path, package) if depth.get(w, 99) <= MAX_DIR_DEPTH]
         matches: list[Match] = []
         i = 0
         while i < len(words):
@@ -169,6 +201,11 @@ class Labeler:
                 if found is not None:
                     matches.append(Match(words[i], found[0], found[1], found[2], words[i] in name_words, i))
                 i += 1
+        for first, second, name in COMBOS:
+            a, b = sorted(first & set(words)), sorted(second & set(words))
+            if a and b:  # the pair replaces the second word's own meaning ("crow" next to "rooster")
+                matches = [m for m in matches if m.word not in second]
+                matches.append(Match(f"{a[0]}+{b[0]}", self.ontology.get(name), "combo", 1.0, True, len(words)))
         # "fire" next to a gun is firing, not flames
         if any(m.entry.name in _WEAPON_CLASSES for m in matches) or _WEAPON_WORDS & set(words):
             matches = [m for m in matches if not (m.word == "fire" and m.entry.name == "Fire")]
@@ -182,9 +219,9 @@ class Labeler:
         def specific(m: Match) -> bool:
             return not any(self.ontology.is_under(self.ontology._by_id[other], m.entry.name)
                            for other in entries if other != m.entry.id)
-        primary = max(pool, key=lambda m: (_RULE_RANK[m.rule], specific(m), m.score, m.position))
+        primary = max(pool, key=lambda m: (_RULE_RANK[m.rule.split()[0]], specific(m), m.score, m.position))
         labels = [primary.entry]
-        for m in sorted(matches, key=lambda m: (-_RULE_RANK[m.rule], -m.score, m.position)):
+        for m in sorted(matches, key=lambda m: (-_RULE_RANK[m.rule.split()[0]], -m.score, m.position)):
             if m.entry not in labels and len(labels) < MAX_LABELS:
                 labels.append(m.entry)
         return labels

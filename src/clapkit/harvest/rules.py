@@ -48,9 +48,18 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     r"bucklespring-data": [(r"\.wav$", ("labels", "Typing; Computer keyboard"))],
     r"hydrogen-drumkits.*|hydrogen-data|lmms-common|sonic-pi-samples": [
         (r"crash", ("labels", "Crash cymbal")), (r"ride", ("labels", "Cymbal"))],
+    r"flightgear-data-base": [(r"/mk-viii/", ("speech", "English", "male")),
+                              (r"/tcas/female/", ("speech", "English", "female"))],
+    r"torcs-data": [(r"out_of_road|axle|locked|clkdtmb", ("drop", "no label: game-specific noise (package rule)")),
+                    (r"/sound/[^/]+\.wav$", ("labels", "Engine; Car"))],
+    r"sonic-pi-samples": [(r"/bd_", ("labels", "Bass drum")), (r"/sn_", ("labels", "Snare drum")),
+                          (r"/guit_", ("labels", "Guitar")), (r"/tabla_", ("labels", "Tabla")),
+                          (r"/drum_cymbal", ("labels", "Cymbal"))],
     r"0ad-data": [(r"audio/voice/", ("drop", "game voice line (dialogue)")),
-                  (r"/resource/mining/", ("labels", "Hammer; Chop")),
-                  (r"/attack/fire/", ("labels", "Fire"))],
+                  (r"/singlesteps/", ("labels", "Walk, footsteps")),
+                  (r"/actor/mounted/.*step", ("labels", "Clip-clop; Horse")),
+                  (r"/resource/mining/", ("labels", "Hammer; Chop"))],
+    r"qabcs-data": [(r"/abcs/(?P<lang>[a-z]{2,3})/sounds/", ("speech", "{lang}", ""))],
     r"fillets-ng-data.*": [(r"/sound/[a-z]{2}/", ("drop", "game voice line (dialogue)"))],
 }
 _COMPILED = [(re.compile(p), [(re.compile(r, re.IGNORECASE), a) for r, a in rules])

@@ -9,17 +9,18 @@ from __future__ import annotations
 import re
 
 GENERIC = frozenset(
-    "usr share games game lib local opt sound sounds snd sfx fx soundfx audio data wav wave waves_ ogg oga flac mp3 "
+    "usr share games game lib local opt sound sounds snd sfx fx soundfx audio data wav ogg oga flac mp3 "
     "opus wv aif aiff zip pk3 pk4 wz pak mod mods public base baseq3 main res resource resources assets asset media "
     "effects effect samples sample wavs oggs the of and a an to in on at for with by from my your new old misc other "
     "default stereo mono hz khz bit bits kbps 44100hz 48000hz 22050hz 11025hz 16bit 8bit loop loops looped looping "
     "short long small big large medium huge tiny mini lite light heavy hard soft left right up down in out start "
     "end stop begin final alt var variant version ver take mix edit edited copy raw tmp temp test demo sfxr "
-    "ambient ambience amb environment env sndfx x y z ii iii".split()
+    "ambient ambience amb environment env sndfx x y z ii iii low high fast slow near far distant close".split()
 )
 # words that look like sounds but name something else in game data (UI actions, game events)
 MISLEADING = frozenset(
-    "select selected selection order ordered attack attacks death die dies dying dead idle trained ready "
+    "training trainer select selected selection order ordered attack attacks death die dies dying dead idle trained "
+    "ready "
     "move moving go menu bonus win won lose lost level score power powerup pickup item items spawn respawn hover "
     "success fail failed failure error complete completed done next back enter exit ok cancel confirm unit units "
     "building player enemy boss hero npc weapon weapons player1 player2 quest event notify notification "

@@ -120,10 +120,11 @@ def cmd_captions(args: argparse.Namespace) -> int:
 def cmd_harvest(args: argparse.Namespace) -> int:
     from clapkit.harvest import harvest
 
-    if not args.sources and not args.download:
+    if not args.sources and not args.download and not args.synth:
         raise ClapkitError("nothing to harvest: give .deb files or directories, and/or --download PKG ...")
     result = harvest(args.sources, args.out, download_names=args.download or (), work=args.work,
-                     embedder=None if args.no_minilm else "minilm", workers=args.workers, progress=not args.quiet)
+                     embedder=None if args.no_minilm else "minilm", workers=args.workers, progress=not args.quiet,
+                     synth=args.synth)
     tops = ", ".join(f"{name} {n}" for name, n in sorted(result.per_top.items()))
     print(f"wrote {result.clips} clips to {result.out}/meta.csv: {result.labels} distinct primary labels, "
           f"{result.classes} ontology classes ({tops})")
@@ -179,6 +180,9 @@ def add_parsers(sub) -> None:
     harvest.add_argument("--work", help="cache of extracted packages and decoded clips (default OUT/.work); keep it "
                                         "to make re-runs fast")
     harvest.add_argument("--workers", type=int, default=2, help="decoding processes (default 2)")
+    harvest.add_argument("--synth", action="store_true",
+                         help="also render espeak-ng words and FluidR3 instrument notes (needs espeak-ng, fluidsynth, "
+                              "fluid-soundfont-gm)")
     harvest.add_argument("--no-minilm", action="store_true", help="no MiniLM near-miss matching of path words")
     harvest.add_argument("--quiet", action="store_true", help="no progress bars")
     harvest.set_defaults(func=cmd_harvest)

@@ -20,7 +20,7 @@ import numpy as np
 from clapkit.harvest.aliases import COMBOS, IGNORED, alias_table
 from clapkit.harvest.embed import Embedder
 from clapkit.harvest.rules import LANGUAGES, package_rule
-from clapkit.harvest.words import GENERIC, MISLEADING, path_numbers, path_words, split_words
+from clapkit.harvest.words import GENERIC, MISLEADING, path_numbers, path_words
 from clapkit.ontology import Ontology, OntologyEntry, normalize_label, stem
 
 MINILM_THRESHOLD = 0.70  # measured on a hand-checked sample (docs/corpus.md)
@@ -231,8 +231,10 @@ class Labeler:
         language = action[1].format(**groups)
         language = LANGUAGES.get(language.lower(), language)
         voice = action[2]
-        if not voice:
-            voice = "female" if re.search(r"(^|[_/])f(emale)?[_/\d]", source_path) else voice
+        if not voice and re.search(r"(^|[_/])f(emale)?[-_/\d]", source_path):
+            voice = "female"
+        elif not voice and re.search(r"(^|[_/])m(ale)?[-_/\d]", source_path):
+            voice = "male"
         names = {"female": "Female speech, woman speaking", "male": "Male speech, man speaking"}
         result.labels = [self.ontology.get(names[voice])] if voice in names else []
         result.labels.append(self.ontology.get("Speech"))
@@ -243,8 +245,8 @@ class Labeler:
         if "/digits/" in source_path and numbers and stemname.isdigit() and language == "English":
             value = int(numbers[0])
             result.spoken = NUMBER_WORDS[value] if value < len(NUMBER_WORDS) else str(value)
-        elif language == "English" and stemname.isalpha() and len(split_words(stemname)) == 1:
-            result.spoken = stemname.lower()
+        elif len(action) > 3 and action[3] == "words" and stemname.replace("_", "").isalpha():
+            result.spoken = stemname.replace("_", " ").lower()
         return result
 
 

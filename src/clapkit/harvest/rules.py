@@ -1,8 +1,9 @@
 """Rules that words alone get wrong: music and dialogue directories, real speech packages, and per-package fixes.
 
 A package rule is ``(regex on the source path, action)``; the first matching rule of the package wins. Actions:
-``("drop", reason)``; ``("labels", "Class; Class")`` (replaces the word matches); ``("speech", language, voice)``
-(real recorded speech: voice "female", "male" or "" when unknown). Package names are matched as regexes too, so
+``("drop", reason)``; ``("labels", "Class; Class")`` (replaces the word matches);
+``("speech", language, voice[, "words"])`` (recorded speech: voice "female", "male" or "" to read it from the path;
+"words": the file name is what is said). Package names are matched as regexes too, so
 ``asterisk-core-sounds-.*`` covers every language.
 """
 
@@ -39,9 +40,10 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     r"asterisk-prompt-it-menardi-wav": [(r".", ("speech", "Italian", "female"))],
     r"ktuberling-data": [(r"/sounds/(?P<lang>[a-z]{2,3}(_[a-z]{2})?)/", ("speech", "{lang}", ""))],
     r"kajongg": [(r"/female\d/", ("speech", "English", "female")), (r"/male\d/", ("speech", "English", "male"))],
+    r"clapkit-synth-speech": [(r".", ("speech", "English", "", "words"))],
     r"csmash-data": [(r"/(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
                       r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|love|deuce)\.wav$",
-                      ("speech", "English", ""))],
+                      ("speech", "English", "", "words"))],
     r"tuxpaint-stamps-default": [(r"_desc", ("drop", "narration (description of the stamp)"))],
     r"wesnoth-.*": [(r"wolf.*growl", ("labels", "Growling; Canidae, dogs, wolves")),
                     (r"wolf", ("labels", "Howl; Canidae, dogs, wolves"))],

@@ -69,11 +69,12 @@ def find_debs(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
 def harvest(sources: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
             download_names: Sequence[str] = (), work: str | os.PathLike[str] | None = None,
             embedder: Embedder | str | None = "minilm", workers: int = 2, progress: bool = True,
-            ontology: Ontology | None = None) -> HarvestResult:
+            ontology: Ontology | None = None, synth: bool = False) -> HarvestResult:
     """Build the corpus in ``out`` (layout: docs/corpus.md) from .deb files/directories ``sources`` and packages
     ``download_names`` (fetched with ``apt-get download`` into ``work/debs``).
 
-    ``embedder``: ``"minilm"`` (all-MiniLM-L6-v2 near misses), ``None`` (no near-miss rule) or any callable
+    ``synth``: also render the espeak-ng / FluidR3 set (``harvest.synth``). ``embedder``: ``"minilm"``
+    (all-MiniLM-L6-v2 near misses), ``None`` (no near-miss rule) or any callable
     ``list[str] -> (n, d)`` array of unit rows. ``work`` (default ``out/.work``) holds the extracted packages and the
     decode cache; keep it to make re-runs fast.
     """
@@ -84,6 +85,10 @@ def harvest(sources: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
     debs = find_debs(sources)
     if download_names:
         debs = sorted(set(debs) | set(download(list(download_names), work / "debs")), key=lambda p: p.name)
+    if synth:  # espeak-ng words and FluidR3 instrument notes, as two local packages (harvest/synth.py)
+        from clapkit.harvest.synth import render_synth
+
+        debs = sorted(set(debs) | set(render_synth(work)), key=lambda p: p.name)
     if not debs:
         raise ClapkitError("no packages to harvest: give .deb files, directories of them, or --download NAMES")
     ontology = ontology or default_ontology()

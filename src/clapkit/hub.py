@@ -259,16 +259,31 @@ def _progress(quiet: bool):
 
 # ------------------------------------------------------------------------------------------------- verification
 def _verify(target: Target, path: Path, files: list[Path], trust_pickle: bool) -> None:
-    """Every file matches its hub hash and the weights load safely; otherwise they leave the cache."""
+    """Every file matches its hub hash and the weights load safely; otherwise they leave the cache. A file that is
+    exactly the hub's but holds Python objects beyond tensors stays (it is not damaged): loading it needs
+    ``trust_pickle``, which the error says."""
+    from clapkit.checkpoints.io import TRUST_HINT
+
     try:
         for file in files:
             _check_hash(file)
+    except CheckpointError as exc:
+        raise _refuse(target, files, exc) from None
+    try:
         _load_check(target, path, trust_pickle)
     except CheckpointError as exc:
-        for file in files:
-            _remove_from_cache(file)
-        raise CheckpointError(f"{target.name}: the downloaded file was refused and removed from the cache: {exc}. "
-                              f"Run `{fetch_command(target.name)}` again to fetch it afresh") from None
+        if TRUST_HINT in str(exc):
+            raise CheckpointError(
+                f"{target.name}: downloaded and identical to the hub's file (kept in the cache), but {exc} "
+                f"(`{fetch_command(target.name)} --trust-pickle` checks it that way)") from None
+        raise _refuse(target, files, exc) from None
+
+
+def _refuse(target: Target, files: list[Path], reason: Exception) -> CheckpointError:
+    for file in files:
+        _remove_from_cache(file)
+    return CheckpointError(f"{target.name}: the downloaded file was refused and removed from the cache: {reason}. "
+                           f"Run `{fetch_command(target.name)}` again to fetch it afresh")
 
 
 def _check_hash(path: Path) -> None:

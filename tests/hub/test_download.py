@@ -7,6 +7,7 @@ import hashlib
 import io
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from huggingface_hub import constants
@@ -88,6 +89,25 @@ def test_corrupt_download_is_refused_and_removed(damage, hub, hub_cache, msclap_
     assert [p.name for p in (folder / "blobs").iterdir()] == []
     with pytest.raises(clapkit.CheckpointError, match="not in the Hugging Face cache"):
         clapkit.load("CLAP_weights_2023")
+
+
+def test_a_genuine_file_that_needs_unpickling_is_kept_not_deleted(hub, hub_cache, small_registry, laion_file, capsys):
+    obj = torch.load(io.BytesIO(laion_file[0]), weights_only=True)
+    obj["best_map"] = np.float64(0.4)  # a numpy scalar beside the weights: weights_only refuses the file
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    hub.add("lukewys/laion_clap", {"630k-best.pt": buffer.getvalue()})
+    assert main(["download", "630k-best", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "identical to the hub's file (kept in the cache)" in err and "--trust-pickle" in err
+    cached = _snapshot(hub_cache, "lukewys/laion_clap") / "630k-best.pt"
+    assert cached.read_bytes() == buffer.getvalue()
+    with pytest.raises(clapkit.CheckpointError, match="trust_pickle=True"):
+        clapkit.load("630k-best")
+    hub.log.clear()
+    assert main(["download", "630k-best", "--quiet", "--trust-pickle"]) == 0
+    assert not [m for m, *_ in hub.log if m == "GET"]  # verified in place, not fetched again
+    assert clapkit.load("630k-best", trust_pickle=True).config.name == "laion-htsat-tiny"
 
 
 def test_offline_mode_refuses_to_download(hub, monkeypatch, capsys):

@@ -216,7 +216,12 @@ def _fetch(repo: str, filename: str, quiet: bool, *, required: bool = True) -> P
     blob with a Range request)."""
     import requests
     from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import EntryNotFoundError, HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        RepositoryNotFoundError,
+    )
 
     where = f"{repo}/{filename}"
     for attempt in range(1, ATTEMPTS + 1):
@@ -226,6 +231,9 @@ def _fetch(repo: str, filename: str, quiet: bool, *, required: bool = True) -> P
             if not required:
                 return None
             raise CheckpointError(f"{where}: the repo has no such file") from None
+        except RepositoryNotFoundError:
+            raise CheckpointError(f"{where}: the hub has no repo {repo!r} (or it is private or gated: log in with "
+                                  "`hf auth login`); public names: `clapkit models --public`") from None
         except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError,
                 requests.exceptions.Timeout, LocalEntryNotFoundError) as exc:  # fmt: skip
             if attempt == ATTEMPTS:

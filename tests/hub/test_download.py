@@ -111,6 +111,23 @@ def test_a_genuine_file_that_needs_unpickling_is_kept_not_deleted(hub, hub_cache
     assert clapkit.load("630k-best", trust_pickle=True).config.name == "laion-htsat-tiny"
 
 
+def test_clapcap_is_verified_by_its_keys_with_progress_bars(hub, hub_cache, monkeypatch, capsys):
+    state = {"clap.base.htsat.norm.weight": torch.rand(8), "gpt.transformer.wte.weight": torch.rand(4, 8)}
+    buffer = io.BytesIO()
+    torch.save({"model": state}, buffer)
+    hub.add("microsoft/msclap", {"clapcap_weights_2023.pth": buffer.getvalue()})
+    hub.add("gpt2", tokenizer_files("gpt2"))
+    monkeypatch.setenv("TQDM_POSITION", "-1")  # huggingface_hub draws its bars even without a terminal
+    assert main(["download", "clapcap_weights_2023"]) == 0
+    err = capsys.readouterr().err
+    assert "clapcap_weights_2023.pth" in err and "100%" in err and "is ready in" in err  # tqdm on stderr
+    assert (_snapshot(hub_cache, "gpt2") / "vocab.json").is_file()  # its tokenizer came with it
+    hub.add("microsoft/msclap", {"CLAP_weights_2022.pth": buffer.getvalue()})  # keys of clapcap, not of CLAP 2022
+    assert main(["download", "CLAP_weights_2022", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "refused and removed" in err and "100%" not in err  # --quiet: no bars
+
+
 def test_offline_mode_refuses_to_download(hub, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["download", "630k-best"]) == 2

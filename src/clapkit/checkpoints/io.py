@@ -58,9 +58,10 @@ def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Any:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(
-            f"{path}: checkpoint file not found. clapkit never downloads weights: copy the checkpoint to this path "
-            "(LAION-CLAP .pt, MS-CLAP .pth, a Hugging Face CLAP directory or a clapkit directory; see "
-            "docs/checkpoints.md), or pass weights='random' for an untrained model"
+            f"{path}: checkpoint file not found. Load a public checkpoint by name instead (`clapkit download "
+            "630k-audioset-best`, then clapkit.load('630k-audioset-best'); `clapkit models --public` lists them), or "
+            "copy the checkpoint to this path (LAION-CLAP .pt, MS-CLAP .pth, a Hugging Face CLAP directory or a "
+            "clapkit directory; see docs/checkpoints.md), or pass weights='random' for an untrained model"
         )
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory; pass the weights file inside it or load the directory itself")

@@ -33,8 +33,9 @@ def _load(args: argparse.Namespace):
     if args.weights and args.weights != "random" and not Path(args.weights).exists():
         raise CheckpointError(
             f"{args.weights}: weights file not found. Put the checkpoint there or pass its path with --weights "
-            f"(clapkit never downloads weights: get e.g. 630k-audioset-best.pt from the LAION-CLAP release yourself), "
-            f"or --weights random for an untrained model. {FAMILIES_HELP}"
+            f"(or use a public checkpoint by name: `clapkit download 630k-audioset-best`, then --model "
+            f"630k-audioset-best; `clapkit models --public` lists them), or --weights random for an untrained "
+            f"model. {FAMILIES_HELP}"
         )
     if args.weights == "random":
         torch.manual_seed(args.seed)  # the same random model in every process and every run

@@ -143,8 +143,9 @@ def resolve(name: str, *, download: bool = False, quiet: bool = False, trust_pic
     found = _cached(target)
     if found is None:
         what = f"{target.repo}/{target.filename}" if target.filename else f"the repo {target.repo}"
+        local = "" if target.entry is not None else "no such local file or directory, and "
         raise CheckpointError(
-            f"{name}: not in the Hugging Face cache ({cache_dir()}; looked for {what}). clapkit never downloads "
+            f"{name}: {local}not in the Hugging Face cache ({cache_dir()}; looked for {what}). clapkit never downloads "
             f"unless asked: fetch it once with `{fetch_command(name)}` (or clapkit.load({name!r}, download=True)), "
             "then every command takes --model " + name + " offline. `clapkit models --public` lists the names")
     return found

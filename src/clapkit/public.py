@@ -98,6 +98,7 @@ TOKENIZER_LICENCES = {
     "google/flan-t5-large": "Apache-2.0",
 }  # fmt: skip
 
+_WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".safetensors")
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(/[\w./-]+\.(pt|pth|bin|ckpt|safetensors))?$")
 
 
@@ -125,4 +126,7 @@ def looks_like_hub_name(name: str) -> bool:
     path (a local file or directory always wins, as in transformers)."""
     if Path(name).exists():
         return False
-    return find_public(name) is not None or name in TOKENIZERS.values() or bool(_REPO_ID.match(name))
+    if find_public(name) is not None or name in TOKENIZERS.values():
+        return True
+    # "dir/file.pt" is a missing local file, not a repo id (repo names may hold dots, not weights suffixes)
+    return bool(_REPO_ID.match(name)) and not (name.count("/") == 1 and name.endswith(_WEIGHT_SUFFIXES))

@@ -105,7 +105,8 @@ def test_public_table(capsys):
     assert rows["CLAP_weights_2023"]["filename"] == "CLAP_weights_2023.pth" and rows["CLAP_weights_2023"]["numbers"]
     assert all(clapkit.list_models().count(r["architecture"]) == 1 for r in rows.values() if r["family"] != "clapcap")
     assert find_public("630k-best.pt").name == "630k-best"
-    assert looks_like_hub_name("someone/some-clap") and not looks_like_hub_name(str(ROOT / "README.md"))
+    assert looks_like_hub_name("someone/some-clap") and looks_like_hub_name("someone/some-clap/w.pt")
+    assert not looks_like_hub_name(str(ROOT / "README.md")) and not looks_like_hub_name("ckpts/mine.pt")
 
 
 def test_readme_table_is_the_library_table():

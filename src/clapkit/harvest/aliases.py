@@ -23,7 +23,7 @@ Walk, footsteps: step steps footstep footsteps foot feet walk walking stomp trea
 Run: running sprint jog
 Splash, splatter: splash splashes splat splatter
 Drip: drips dripping droplet droplets waterdrip
-Gurgling: bubble bubbles bubbling blub bubbly
+Gurgling: bubles bubble bubbles bubbling blub bubbly
 Pour: pouring poured
 Rain: rainfall raining drizzle shower
 Thunderstorm: storm thunderstorm
@@ -35,7 +35,7 @@ Stream: river brook creek
 Waterfall: cascade
 Fire: flame flames burn burning campfire torch blaze bonfire fireplace
 Crackle: embers ember crackling
-Bird: birds songbird sparrow robin blackbird lark finch nightingale parrot eagle hawk falcon vulture warbler
+Bird: ptak birds songbird sparrow robin blackbird lark finch nightingale parrot eagle hawk falcon vulture warbler
   thrush wren tit cardinal
 Bird vocalization, bird call, bird song: birdsong birdcall chirping tweeting
 Chirp, tweet: chirps tweet tweets cheep
@@ -96,7 +96,7 @@ Slam: slams slamming
 Doorbell: dingdong
 Church bell: churchbell
 Bell: bells
-Clicking: click clicks clicking clicky button buttons
+Clicking: tlacitko click clicks clicking clicky button buttons
 Tick: ticks ticking
 Clock: clocks
 Alarm: alarms
@@ -181,6 +181,8 @@ COMBOS: tuple[tuple[frozenset[str], frozenset[str], str], ...] = tuple(
         ("door doors", "knock knocks knocking", "Knock"),
         ("baby babies infant", "cry cries crying", "Baby cry, infant cry"),
         ("car", "door doors", "Car"),
+        ("male female man woman men women human humans civ civilian civilians soldier soldiers civmale civfem",
+         "death deaths die dies dying pain hurt", "Groan"),
     )
 )
 

@@ -201,10 +201,12 @@ class Labeler:
                 if found is not None:
                     matches.append(Match(words[i], found[0], found[1], found[2], words[i] in name_words, i))
                 i += 1
+        pieces = set(words) | {w[:i] for w in words for i in range(3, len(w) - 2)} | {
+            w[i:] for w in words for i in range(3, len(w) - 2)}  # "maledeath": male + death
         for first, second, name in COMBOS:
-            a, b = sorted(first & set(words)), sorted(second & set(words))
+            a, b = sorted(first & pieces), sorted(second & pieces)
             if a and b:  # the pair replaces the second word's own meaning ("crow" next to "rooster")
-                matches = [m for m in matches if m.word not in second]
+                matches = [m for m in matches if m.word not in second and m.word not in (a[0] + b[0],)]
                 matches.append(Match(f"{a[0]}+{b[0]}", self.ontology.get(name), "combo", 1.0, True, len(words)))
         # "fire" next to a gun is firing, not flames
         if any(m.entry.name in _WEAPON_CLASSES for m in matches) or _WEAPON_WORDS & set(words):

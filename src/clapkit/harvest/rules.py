@@ -49,7 +49,10 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
                     (r"wolf", ("labels", "Howl; Canidae, dogs, wolves"))],
     r"bucklespring-data": [(r"\.wav$", ("labels", "Typing; Computer keyboard"))],
     r"hydrogen-drumkits.*|hydrogen-data|lmms-common|sonic-pi-samples": [
-        (r"crash", ("labels", "Crash cymbal")), (r"ride", ("labels", "Cymbal"))],
+        (r"crash", ("labels", "Crash cymbal")), (r"ride", ("labels", "Cymbal")),
+        (r"/(sn|sd)[-_ \d]", ("labels", "Snare drum")), (r"/bd[-_ \d]", ("labels", "Bass drum")),
+        (r"/rd[-_ \d]", ("labels", "Cymbal")), (r"/(tm|tom)[-_ \d]", ("labels", "Drum")),
+        (r"/cb[-_ \d]", ("labels", "Cowbell")), (r"sidestick|rimshot", ("labels", "Rimshot"))],
     r"flightgear-data-base": [(r"/mk-viii/", ("speech", "English", "male")),
                               (r"/tcas/female/", ("speech", "English", "female"))],
     r"torcs-data": [(r"out_of_road|axle|locked|clkdtmb", ("drop", "no label: game-specific noise (package rule)")),

@@ -59,7 +59,8 @@ def _walk(root: Path) -> Iterator[Path]:
 
 def _members(package: str, rel: str, path: Path) -> Iterator[Candidate | Skip]:
     if not zipfile.is_zipfile(path):
-        yield Skip(package, rel, "archive is not in zip format (not read)")
+        if path.suffix.lower() != ".pak":  # .pak is often a game's own format, not an archive of audio
+            yield Skip(package, rel, "archive is not in zip format (not read)")
         return
     try:
         with zipfile.ZipFile(path) as archive:

@@ -1,0 +1,81 @@
+"""Path words -> AudioSet classes: the rules of clapkit.harvest.labels on made-up paths (no audio, no MiniLM)."""
+
+from __future__ import annotations
+
+import pytest
+
+from clapkit.harvest.aliases import COMBOS, alias_table
+from clapkit.harvest.labels import Labeler
+from clapkit.harvest.licences import parse_copyright
+from clapkit.harvest.words import path_words, split_words
+from clapkit.ontology import default_ontology
+
+
+@pytest.fixture(scope="module")
+def labeler() -> Labeler:
+    return Labeler(default_ontology(), None)
+
+
+def test_every_alias_and_combo_class_exists():
+    names = {e.name for e in default_ontology()}
+    assert not {v for v in alias_table().values() if v not in names}
+    assert not {c[2] for c in COMBOS if c[2] not in names}
+
+
+def test_words():
+    assert split_words("FootStepStone1") == ["foot", "step", "stone", "1"]
+    assert path_words("usr/share/games/lugaru/Sounds/FootStepStone1.ogg", "lugaru-data") == ["foot", "step", "stone"]
+    assert path_words("usr/share/games/0ad/public.zip!audio/actor/fauna/animal/cattle_01.ogg", "0ad-data") == [
+        "actor", "fauna", "animal", "cattle"]
+
+
+@pytest.mark.parametrize("path, labels, rule", [
+    ("x/sounds/Crow1.wav", ["Crow"], "name"),                       # exact synonym beats the stem of "crowing"
+    ("x/sounds/rooster_crow.wav", ["Crowing, cock-a-doodle-doo", "Chicken, rooster"], "combo"),
+    ("x/sounds/glass_break1.wav", ["Shatter", "Glass"], "combo"),
+    ("x/sounds/windgust_11.ogg", ["Wind"], "compound wind+gust"),
+    ("x/sounds/mouseclick.wav", ["Clicking"], "compound mouse+click"),
+    ("x/sounds/hit3.wav", ["Thump, thud"], "alias"),
+    ("x/sounds/keyboard.ogg", ["Computer keyboard"], "alias"),       # the alias table wins over "Keyboard (musical)"
+    ("x/sounds/maledeath.ogg", ["Groan"], "combo"),
+    ("x/weapons/fire_rifle.wav", ["Gunshot, gunfire"], "alias"),     # "fire" next to a gun is not flames
+])
+def test_label_rules(labeler, path, labels, rule):
+    result = labeler.label("pkg", path)
+    assert [e.name for e in result.labels] == labels
+    assert f"[{rule} " in result.evidence
+
+
+@pytest.mark.parametrize("path", [
+    "x/be/sounds/x.ogg",                     # "be" is not a bee: short words match exactly only
+    "x/sounds/theme.ogg",                    # music genres never come from one word
+    "x/sounds/select_unit.ogg",              # UI words mislead
+    "Aircraft/c172/Instruments/Sounds/flarm1.wav",  # a class word three directories up does not count
+])
+def test_unmapped(labeler, path):
+    assert labeler.label("pkg", path).labels == []
+
+
+def test_package_rules(labeler):
+    prompt = labeler.label("asterisk-core-sounds-it-wav", "usr/share/asterisk/sounds/it/vm-intro.wav")
+    assert [e.name for e in prompt.labels] == ["Male speech, man speaking", "Speech"]
+    assert prompt.speech == ("Italian", "male")
+    digit = labeler.label("asterisk-core-sounds-en-wav", "usr/share/asterisk/sounds/en/digits/7.wav")
+    assert digit.spoken == "seven"
+    word = labeler.label("ktuberling-data", "usr/share/ktuberling/sounds/lt/spectacles.ogg")
+    assert word.speech == ("Lithuanian", "") and [e.name for e in word.labels] == ["Speech"]
+    assert labeler.label("wesnoth-1.16-data", "usr/share/games/wesnoth/data/core/sounds/wolf-die.ogg").labels[0].name \
+        == "Howl"
+    assert labeler.label("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps/a/cat_desc.ogg").drop
+
+
+def test_licence_paragraphs():
+    copyright = parse_copyright(
+        "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n\nFiles: *\nLicense: GPL-2+\n\n"
+        "Files: data/sfx/* debian/*\nLicense: CC-BY-SA-3.0\n\nFiles: data/sfx/birds/*\nLicense: CC0-1.0\n")
+    assert copyright.licence_of("usr/share/games/g/sfx/boom.ogg") == "CC-BY-SA-3.0"
+    assert copyright.licence_of("usr/share/games/g/sfx/birds/lark.ogg") == "CC0-1.0"
+    assert copyright.licence_of("usr/share/games/g/music/a.ogg") == "GPL-2+"
+    assert copyright.summary == "GPL-2+; CC-BY-SA-3.0; CC0-1.0"
+    text = parse_copyright("This package is licensed under the GNU General Public License, version 2 or later.")
+    assert text.summary == "GPL-2" and not text.dep5

@@ -128,6 +128,16 @@ def test_clapcap_is_verified_by_its_keys_with_progress_bars(hub, hub_cache, monk
     assert "refused and removed" in err and "100%" not in err  # --quiet: no bars
 
 
+def test_a_tokenizer_alone(hub, hub_cache, capsys):
+    hub.add("roberta-base", tokenizer_files("roberta"))
+    assert main(["download", "roberta-base", "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == str(_snapshot(hub_cache, "roberta-base"))
+    assert sorted(p.name for p in _snapshot(hub_cache, "roberta-base").iterdir()) == ["config.json", "merges.txt",
+                                                                                     "vocab.json"]  # fmt: skip
+    # followed the hub's relative redirect of the legacy id, as huggingface_hub does
+    assert any(p.startswith("/FacebookAI/roberta-base/resolve/main/") for _, p, _ in hub.log)
+
+
 def test_offline_mode_refuses_to_download(hub, monkeypatch, capsys):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["download", "630k-best"]) == 2

@@ -113,7 +113,8 @@ def _rows(path: Path) -> list[dict]:
 
 def test_harvest_labels_skips_dedup_and_rerun(debs, tmp_path):
     out, work = tmp_path / "corpus", tmp_path / "work"
-    result = harvest([debs], out, work=work, embedder=trigram_embedder, workers=1, progress=False)
+    result = harvest([debs], out, work=work, embedder=trigram_embedder, workers=1, progress=False,
+                     minilm_threshold=0.7)
     meta = {r["source_path"].split("!")[-1].split("/")[-1]: r for r in _rows(out / "meta.csv")}
     assert set(meta) == {"DogBark01.wav", "rain_loop.ogg#segment0", "rain_loop.ogg#segment1", "door_knock.wav",
                          "cat_meow.flac", "typewritr.wav", "FootstepsGravel.wav"}
@@ -153,6 +154,7 @@ def test_harvest_labels_skips_dedup_and_rerun(debs, tmp_path):
     assert (out / "licences/clapkit-test-theme.copyright").read_text() == COPYRIGHT
     first = (out / "meta.csv").read_bytes()
     journals = {p.name: p.read_text() for p in (work / "decoded").glob("*.jsonl")}
-    again = harvest([debs], out, work=work, embedder=trigram_embedder, workers=1, progress=False)
+    again = harvest([debs], out, work=work, embedder=trigram_embedder, workers=1, progress=False,
+                     minilm_threshold=0.7)
     assert again.clips == 7 and (out / "meta.csv").read_bytes() == first
     assert {p.name: p.read_text() for p in (work / "decoded").glob("*.jsonl")} == journals  # nothing re-decoded

@@ -20,7 +20,7 @@ from pathlib import Path
 from clapkit.errors import ClapkitError
 from clapkit.harvest.decode import decode_task
 from clapkit.harvest.embed import Embedder
-from clapkit.harvest.labels import Labeler, Labelling
+from clapkit.harvest.labels import MINILM_THRESHOLD, Labeler, Labelling
 from clapkit.harvest.packages import Package, download, extract, resolve_copyrights
 from clapkit.harvest.rules import MAX_SECONDS_UNLESS_AMBIENT, NON_DIALOGUE, SPEECH_CAP, directory_drop
 from clapkit.harvest.scan import Candidate, Skip, scan_package
@@ -69,14 +69,15 @@ def find_debs(sources: Sequence[str | os.PathLike[str]]) -> list[Path]:
 def harvest(sources: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str], *,
             download_names: Sequence[str] = (), work: str | os.PathLike[str] | None = None,
             embedder: Embedder | str | None = "minilm", workers: int = 2, progress: bool = True,
-            ontology: Ontology | None = None, synth: bool = False) -> HarvestResult:
+            ontology: Ontology | None = None, synth: bool = False,
+            minilm_threshold: float = MINILM_THRESHOLD) -> HarvestResult:
     """Build the corpus in ``out`` (layout: docs/corpus.md) from .deb files/directories ``sources`` and packages
     ``download_names`` (fetched with ``apt-get download`` into ``work/debs``).
 
     ``synth``: also render the espeak-ng / FluidR3 set (``harvest.synth``). ``embedder``: ``"minilm"``
-    (all-MiniLM-L6-v2 near misses), ``None`` (no near-miss rule) or any callable
-    ``list[str] -> (n, d)`` array of unit rows. ``work`` (default ``out/.work``) holds the extracted packages and the
-    decode cache; keep it to make re-runs fast.
+    (all-MiniLM-L6-v2 near misses), ``None`` (no near-miss rule) or any callable ``list[str] -> (n, d)`` array of
+    unit rows; ``minilm_threshold``: the cosine a near miss needs. ``work`` (default ``out/.work``) holds the
+    extracted packages and the decode cache; keep it to make re-runs fast.
     """
     from clapkit.harvest.outputs import write_outputs
 
@@ -99,7 +100,7 @@ def harvest(sources: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
         from clapkit.harvest.embed import MiniLMEmbedder
 
         embedder = MiniLMEmbedder()
-    labeler = Labeler(ontology, embedder if callable(embedder) else None)
+    labeler = Labeler(ontology, embedder if callable(embedder) else None, minilm_threshold)
     plan, skips, seen = _plan(packages, labeler)
     results = _decode(plan, work, workers, progress)
     return write_outputs(out, packages, plan, skips, seen, results, ontology)

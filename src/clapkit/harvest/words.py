@@ -25,7 +25,8 @@ MISLEADING = frozenset(
     "success fail failed failure error complete completed done next back enter exit ok cancel confirm unit units "
     "building player enemy boss hero npc weapon weapons player1 player2 quest event notify notification "
     "message alert system pan pans bass roll beat drone song melody loop inside outside "
-    "channel hands fill sink bay patter chord harmony".split()
+    "channel hands fill sink bay patter chord harmony music musics room theme sail writer flight dance dancing "
+    "dingo cricketball".split()
 )
 
 

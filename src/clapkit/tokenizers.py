@@ -1,13 +1,15 @@
 """Tokenizers for the text towers, loaded from local files only.
 
 - bert (BERT, MiniLM): bundled, ``clapkit/assets/bert-base-uncased-vocab.txt``.
-- roberta, gpt2: a local directory with the tokenizer files (``vocab.json`` + ``merges.txt`` or ``tokenizer.json``),
-  given as ``tokenizer=`` or found under ``$CLAPKIT_TOKENIZERS/<roberta-base|gpt2>``.
+- roberta (also BART's: the same byte-level BPE), gpt2, t5 (Flan-T5's sentencepiece): a local directory with the
+  tokenizer files (``vocab.json`` + ``merges.txt``, ``spiece.model`` or ``tokenizer.json``), given as ``tokenizer=``
+  or found under ``$CLAPKIT_TOKENIZERS/<roberta-base|gpt2|flan-t5-large>``.
 - clip: a local directory, or ``bpe_simple_vocab_16e6.txt.gz`` from an installed ``open_clip_torch`` / ``laion_clap``
   distribution (read as a file, never imported).
 
 Captions are padded to the longest in the batch (not to the context length): the towers mask padding, so the
-embeddings are the same as with LAION's pad-to-77 and far cheaper.
+embeddings are the same as with LAION's pad-to-77 and far cheaper. (The BART and T5 towers average over pad positions
+too: they pad to the context length themselves, see ``models/text.py``.)
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ import torch
 from clapkit.config import TextTowerConfig
 from clapkit.errors import TokenizerError
 
-_HUB_NAMES = {"roberta": "roberta-base", "gpt2": "gpt2", "bert": "bert-base-uncased", "clip": "clip"}
+_HUB_NAMES = {"roberta": "roberta-base", "gpt2": "gpt2", "bert": "bert-base-uncased", "clip": "clip",
+              "t5": "flan-t5-large"}
 
 
 class TextTokenizer:

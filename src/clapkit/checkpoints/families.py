@@ -67,9 +67,15 @@ class CheckpointFamily:
         return config, self.to_clapkit(state_dict, config)
 
 
+RECLAP = CheckpointFamily(
+    "reclap", "ReCLAP", "LAION-CLAP's .pt layout with a (Flan-)T5 encoder in text_branch (shared.weight, "
+    "encoder.block.N.layer.M.*), e.g. the ReCLAP repository's 'CLAP 2.3M (tiny)' and 'ReCLAP Base'", laion.is_reclap,
+    infer_config=lambda state_dict, path: laion.infer_config(state_dict, path.name),
+    to_clapkit=lambda state_dict, config: laion.to_clapkit(state_dict), save=laion_export.save_reclap,
+    from_clapkit=lambda state_dict, config: laion_export.laion_state_dict(config, state_dict, reclap=True))
 LAION = CheckpointFamily(
     "laion", "LAION-CLAP", ".pt with 'state_dict', keys audio_branch.*/text_branch.*, e.g. 630k-best.pt, "
-    "630k-audioset-fusion-best.pt, music_*.pt", laion.is_laion,
+    "630k-audioset-fusion-best.pt, music_*.pt, also with a BART text tower", laion.is_laion,
     infer_config=lambda state_dict, path: laion.infer_config(state_dict, path.name),
     to_clapkit=lambda state_dict, config: laion.to_clapkit(state_dict), save=laion_export.save_laion,
     from_clapkit=lambda state_dict, config: laion_export.laion_state_dict(config, state_dict))
@@ -94,7 +100,7 @@ CLAPKIT = CheckpointFamily(
     load_directory=native.load_directory)
 
 # Detection order: the first family whose detect accepts the state dict reads it.
-FAMILIES: tuple[CheckpointFamily, ...] = (LAION, MSCLAP, MSCLAP_CAPTIONING, HF, CLAPKIT)
+FAMILIES: tuple[CheckpointFamily, ...] = (RECLAP, LAION, MSCLAP, MSCLAP_CAPTIONING, HF, CLAPKIT)
 FAMILIES_HELP = "clapkit knows these checkpoint families: " + "; ".join(f"{f.title} ({f.files})" for f in FAMILIES)
 WRITABLE: tuple[str, ...] = tuple(f.name for f in FAMILIES if f.save is not None)
 

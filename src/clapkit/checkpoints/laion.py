@@ -12,13 +12,14 @@ import re
 
 import torch
 
+from clapkit.checkpoints import encoders
 from clapkit.config import AudioFrontendConfig, AudioTowerConfig, HeadConfig, ModelConfig
 from clapkit.errors import CheckpointError
 from clapkit.registry import get_config
 
 IGNORED = re.compile(
     r"^(audio_branch\.(spectrogram_extractor|logmel_extractor)\.|audio_transform\.|text_transform\."
-    r"|text_branch\.embeddings\.(position_ids|token_type_ids)$|attn_mask$)"
+    r"|text_branch\.embeddings\.(position_ids|token_type_ids)$|attn_mask$|text_branch\.decoder\.)"
 )
 HTSAT_VARIANTS = {96: "tiny", 128: "base", 256: "large"}
 _CLIP_TOP = {
@@ -43,6 +44,11 @@ def strip_module_prefix(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.
 def is_laion(state_dict: dict[str, torch.Tensor]) -> bool:
     keys = strip_module_prefix(state_dict).keys()
     return "logit_scale_a" in keys and any(k.startswith("audio_branch.") for k in keys)
+
+
+def is_reclap(state_dict: dict[str, torch.Tensor]) -> bool:
+    """ReCLAP: LAION's layout with a T5 encoder (``text_branch.encoder.block.N.layer.M...``) as the text tower."""
+    return is_laion(state_dict) and any(k.endswith("text_branch." + encoders.T5_PROBE) for k in state_dict)
 
 
 def _count_blocks(keys: list[str], pattern: str) -> tuple[int, ...]:
@@ -101,9 +107,15 @@ def infer_audio_config(sd: dict[str, torch.Tensor], source: str) -> AudioTowerCo
 def infer_text_kind(sd: dict[str, torch.Tensor], source: str) -> str:
     if "text_branch.resblocks.0.attn.in_proj_weight" in sd:
         return "clip"
+    if "text_branch." + encoders.T5_PROBE in sd:
+        return "t5"
+    if "text_branch." + encoders.BART_PROBE in sd:
+        return "bart"
     emb = sd.get("text_branch.embeddings.word_embeddings.weight")
     if emb is None:
-        raise CheckpointError(f"{source}: no text_branch embeddings found (RoBERTa, BERT or CLIP-text expected)")
+        raise CheckpointError(
+            f"{source}: no text_branch embeddings found (RoBERTa, BERT, CLIP-text, BART or T5 expected)"
+        )
     return "bert" if "text_branch.pooler.dense.weight" in sd and emb.shape[0] == 30522 else "roberta"
 
 
@@ -112,12 +124,20 @@ def infer_config(state_dict: dict[str, torch.Tensor], source: str = "checkpoint"
     sd = strip_module_prefix(state_dict)
     audio = infer_audio_config(sd, source)
     text_kind = infer_text_kind(sd, source)
-    base = get_config("laion-htsat-tiny" if text_kind == "roberta" else f"laion-htsat-tiny-{text_kind}")
-    name = f"laion-{'htsat-' + audio.variant if audio.kind == 'htsat' else audio.variant.replace('cnn', 'pann')}"
+    base = get_config({"roberta": "laion-htsat-tiny", "t5": "reclap-htsat-tiny-t5"}.get(
+        text_kind, f"laion-htsat-tiny-{text_kind}"))
+    text = base.text
+    if text_kind == "t5":  # ReCLAP (a laion_clap fork): LAION's layout with a T5 encoder in text_branch
+        text = encoders.t5_text_config(sd, "text_branch.", source)
+    elif text_kind == "bart":
+        text = encoders.bart_text_config(sd, "text_branch.", source)
+    name = f"{'reclap' if text_kind == 't5' else 'laion'}-"
+    name += f"{'htsat-' + audio.variant if audio.kind == 'htsat' else audio.variant.replace('cnn', 'pann')}"
     name += ("-fusion" if audio.enable_fusion else "") + ("" if text_kind == "roberta" else f"-{text_kind}")
     joint = sd["audio_projection.2.weight"].shape[0]
     return base.replace(
         name=name,
+        text=text,
         audio=audio,
         frontend=AudioFrontendConfig(truncation="fusion" if audio.enable_fusion else "rand_trunc"),
         head=HeadConfig("laion_mlp", "relu"),
@@ -142,7 +162,7 @@ def to_clapkit(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             out["text_tower.model." + key[len("text_branch.") :]] = value
         else:
             out[key] = value
-    return out
+    return encoders.untie_embeddings(out, "text_tower.model.")
 
 
 def _clip_block_to_hf(key: str, value: torch.Tensor) -> dict[str, torch.Tensor]:

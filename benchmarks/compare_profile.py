@@ -144,8 +144,8 @@ def read_corpus(corpus: Path, limit: int | None) -> list[tuple[str, list[Path], 
 def zeroshot_check(side, corpus: Path, limit: int | None) -> dict:
     """fp32 vs accelerated audio embeddings on every corpus clip: cosine, and argmax over the class prompts."""
     if not (corpus / "debian" / "meta.csv").exists() and not list(corpus.glob("*/meta.csv")):
-        return {"error": f"sound corpus not found at {corpus} (build it: sudo bash scripts/data/build_sound_corpus.sh "
-                         f"{corpus}); zero-shot check skipped"}
+        return {"error": f"sound corpus not found at {corpus} (build one: clapkit data harvest --download PKG ... "
+                         f"--out {corpus}/debian, docs/corpus.md); zero-shot check skipped"}
     fp32, fast = side.load_laion(), side.laion
     out = {"clips": 0, "changed": 0, "cos_min": 1.0, "cos_mean": 0.0, "sets": {}}
     cos_sum = 0.0

@@ -120,7 +120,7 @@ def test_harvest_labels_skips_dedup_and_rerun(debs, tmp_path):
                          "cat_meow.flac", "typewritr.wav", "FootstepsGravel.wav"}
     assert result.clips == 7
     dog = meta["DogBark01.wav"]
-    assert dog["labels"].split(";")[0] == "Bark" and "Dog" in dog["labels"].split(";")
+    assert dog["labels"].split(";")[0] == "Bark" == dog["class"] and "Dog" in dog["labels"].split(";")
     assert "bark->Bark [name" in dog["evidence"] and dog["keywords"] == "dog bark"
     assert dog["top_category"] == "Animal" and "dog" in dog["caption"].lower()
     assert dog["licence"] == "GPL-2+" and dog["source_package"] == "clapkit-test-sounds"

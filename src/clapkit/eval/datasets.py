@@ -238,9 +238,9 @@ def _find_manifest(root: Path) -> Path:
                        f"\nexpected layout:\n{CSV_LAYOUT}")
 
 
-SOUNDCORPUS_LAYOUT = """ROOT/                      (built by build_sound_corpus.sh, e.g. /tmp/soundcorpus/debian)
-  meta.csv                 path,source_package,source_path,class,keywords,caption,duration_s
-  audio/<class>/*.flac"""
+SOUNDCORPUS_LAYOUT = """ROOT/                      (built by `clapkit data harvest`, docs/corpus.md)
+  meta.csv                 path,source_package,source_path,...,class,caption,... (path relative to ROOT)
+  clips/<package>/*.flac"""
 
 
 def load_sound_corpus(root: str | Path, num_folds: int = 5, allow_missing: bool = False, **_: Any) -> EvalDataset:

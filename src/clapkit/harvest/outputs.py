@@ -18,7 +18,7 @@ from clapkit.harvest.scan import Skip
 from clapkit.ontology import Ontology
 
 META_COLUMNS = ("clip_id", "path", "source_package", "source_path", "licence", "labels", "ontology_ids",
-                "top_category", "keywords", "evidence", "caption", "duration_s", "sha1", "rewrites")
+                "top_category", "keywords", "evidence", "caption", "duration_s", "sha1", "rewrites", "class")
 SKIP_COLUMNS = ("package", "source_path", "reason")
 PACKAGE_COLUMNS = ("package", "version", "licence_summary", "files_seen", "clips_kept", "skipped", "duplicates")
 
@@ -81,9 +81,9 @@ def write_outputs(out: Path, packages: list[Package], plan, skips: list[Skip], s
             rows.append((clip_id, rel, c.package, c.source_path + segment, licence,
                          ";".join(e.name for e in labels), ";".join(e.id for e in labels),
                          ontology.top_category(labels[0]).name, " ".join(labelling.keywords), labelling.evidence,
-                         caption, f"{clip['duration_s']:.3f}", clip["sha1"], " | ".join(rewrites)))
-    _remove_orphans(out / "clips", kept_files, out)
+                         caption, f"{clip['duration_s']:.3f}", clip["sha1"], " | ".join(rewrites), labels[0].name))
     _write_csv(out / "meta.csv", META_COLUMNS, rows)
+    _remove_orphans(out / "clips", kept_files, out)  # after meta.csv: a new reader never sees a missing clip
     skips.sort(key=lambda s: (s.package, s.source_path))
     _write_csv(out / "skipped.csv", SKIP_COLUMNS, [(s.package, s.source_path, s.reason) for s in skips])
     kept = Counter(r[2] for r in rows)

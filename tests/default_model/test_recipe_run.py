@@ -23,7 +23,8 @@ def two_runs(fake_corpus, tmp_path_factory):
     for name in ("first", "second"):
         work = tmp_path_factory.mktemp(name)
         options = variant(SHIPPED, steps=25, batch_size=32, warmup=5)
-        numbers = run_recipe(fake_corpus, work, options=options, views=2, heldout_count=2, quiet=True)
+        numbers = run_recipe(fake_corpus, work, options=options, views=2, heldout_count=2, quiet=True,
+                             end_to_end=True)
         runs.append((work, numbers))
     return runs
 
@@ -41,6 +42,7 @@ def test_recipe_measures_on_held_out_data(two_runs):
     for key in ("zero_shot_heldout", "zero_shot_all", "retrieval"):
         assert numbers["v2_cached"][key]["top1" if key != "retrieval" else "r10"] == pytest.approx(
             numbers["v2"][key]["top1" if key != "retrieval" else "r10"], abs=0.07)
+    assert numbers["v2_check"]["clips"] == 16 and numbers["v2_check"]["min_cosine_to_cached"] > 0.9999
     assert json.loads((work / "numbers.json").read_text())["training"]["train_clips"] == numbers["split"][
         "clips"]["train"]
 

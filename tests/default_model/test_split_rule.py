@@ -28,7 +28,7 @@ def _rows() -> list[dict]:
     rng = random.Random(1)
     rows = []
     for k, (name, top) in enumerate(picked):
-        for i in range(20 if name == "Dog" else 3 + k % 12):
+        for i in range(20 if name == "Dog" else 30 if k % 7 == 0 else 3 + k % 12):
             second = picked[(k + 5) % len(picked)][0] if i % 4 == 0 else None
             rows.append({"audio": f"/c/{k}_{i}.flac", "class": name, "label_list": [name] + ([second] if second
                          else []), "top_category": top, "source_package": f"p{rng.randrange(3)}",
@@ -53,14 +53,19 @@ def test_forty_classes_held_out_across_categories():
     # no training clip carries a held-out class, under any of its labels; clips of held-out classes are all kept
     assert not any(held & set(r["label_list"]) for r in split["train"])
     assert {r["class"] for r in split["heldout_classes"]} == held
-    assert len(split["train"]) + len(split["heldout_classes"]) + len(split["heldout_clips"]) == len(rows)
+    for name in held:  # at most 25 evaluation clips per held-out class, all of them when it has fewer
+        assert sum(r["class"] == name for r in split["heldout_classes"]) == min(counts[name], 25)
+    assert not held & {r["class"] for r in split["heldout_clips"]}
+    assert all(held & set(r["label_list"]) for r in split["unused"])
+    parts = ("train", "heldout_classes", "heldout_clips", "unused")
+    assert sorted(r["audio"] for p in parts for r in split[p]) == sorted(r["audio"] for r in rows)
     for name, n in counts.items():
         if name in held:
             continue
         trained = sum(r["class"] == name for r in split["train"])
         if n >= corpus.HOLDOUT_MIN_CLASS_CLIPS and not any(held & set(r["label_list"]) for r in rows
                                                           if r["class"] == name):
-            assert n - trained == max(1, round(corpus.HOLDOUT_FRACTION * n))
+            assert n - trained == min(4, max(1, round(corpus.HOLDOUT_FRACTION * n)))
 
 
 def test_split_is_deterministic_and_order_free():
@@ -69,7 +74,7 @@ def test_split_is_deterministic_and_order_free():
     shuffled = rows[:]
     random.Random(3).shuffle(shuffled)
     again = corpus.split_corpus(shuffled)
-    for key in ("heldout", "train", "heldout_classes", "heldout_clips"):
+    for key in ("heldout", "train", "heldout_classes", "heldout_clips", "unused"):
         assert first[key] == again[key]
 
 
@@ -93,5 +98,18 @@ def test_captions_match_the_zero_shot_prompt():
     row = {"class": "Vehicle horn, car horn, honking", "label_list": ["Vehicle horn, car horn, honking", "Rain"],
            "caption": "A car honks twice."}
     texts = corpus.clip_captions(row)
-    assert texts[:3] == ["A car honks twice.", "This is a sound of vehicle horn.", "the sound of rain"]
-    assert texts[3].startswith("vehicle horn: ")  # the ontology's description
+    assert texts[:5] == ["A car honks twice.", "This is a sound of vehicle horn.", "This is a sound of car horn.",
+                         "This is a sound of honking.", "the sound of rain"]
+    assert texts[5].startswith("vehicle horn: ")  # the ontology's description
+    assert corpus.clip_captions({**row, "rewrites": "A horn. | Honk!"}, rewrites=True)[5:7] == ["A horn.", "Honk!"]
+
+
+def test_licence_table_counts_every_clip(fake_corpus, tmp_path):
+    rows = corpus.read_corpus(fake_corpus)
+    split = corpus.split_corpus(rows, count=2)
+    path = corpus.write_licences(split, tmp_path / "licences.csv", fake_corpus)
+    table = corpus.licence_rows(split)
+    assert [r["package"] for r in table] == ["fake-pkg0", "fake-pkg1"]
+    assert sum(r["train_clips"] + r["heldout_clips"] for r in table) == len(rows)
+    assert all(r["licences"] == "CC0-1.0" for r in table)
+    assert path.read_text().splitlines()[0] == "package,version,train_clips,heldout_clips,licences"

@@ -16,7 +16,8 @@ def run_default_model(args) -> int:
     options = variant(SHIPPED, steps=args.steps, seed=args.seed) if args.steps else variant(SHIPPED, seed=args.seed)
     numbers = run_recipe(args.corpus, args.work, options=options, views=args.views or VIEWS, aisfx=args.aisfx,
                          install=args.install, force=args.force, compare=args.compare, baseline=args.baseline,
-                         quiet=args.quiet, compare_unfreeze=args.compare_unfreeze)
+                         quiet=args.quiet, compare_unfreeze=args.compare_unfreeze,
+                         end_to_end=args.end_to_end)
     keys = [k for k in ("v1", "v2", "variants", "unfreeze", "training") if k in numbers]
     print(json.dumps({k: numbers[k] for k in keys}, indent=2, default=float))
     return 0
@@ -36,6 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          help="also train and measure the variants (head types, hubness, augmentation, sampling)")
     default.add_argument("--compare-unfreeze", action="store_true",
                          help="also measure a short run with aiSFX's top block trained against it frozen")
+    default.add_argument("--end-to-end", action="store_true",
+                         help="measure the exported model by re-embedding every held-out clip (default: the cached "
+                         "features, spot-checked on 64 clips)")
     default.add_argument("--baseline", help="a shipped default-model folder (config.json + model.safetensors) to "
                          "measure on the same split, e.g. a copy of v1")
     default.add_argument("--aisfx", help="aiSFX checkpoint.pth or wheel (default: the installed aisfx package)")

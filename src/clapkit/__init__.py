@@ -2,10 +2,11 @@
 
 from clapkit.config import AudioFrontendConfig, AudioTowerConfig, HeadConfig, ModelConfig, TextTowerConfig
 from clapkit.errors import AudioError, CheckpointError, ClapkitError, ConfigError, TokenizerError
-from clapkit.inference import ClapModel
+from clapkit.inference import ClapModel, ClapPipeline
 from clapkit.inputs import discover_inputs
 from clapkit.jobs import embed_files
 from clapkit.loading import load
+from clapkit.models.clap import ClapNetwork
 from clapkit.registry import get_config, list_models, register_model
 from clapkit.store import EmbeddingStore
 from clapkit.version import __version__
@@ -16,6 +17,8 @@ __all__ = [
     "AudioTowerConfig",
     "CheckpointError",
     "ClapModel",
+    "ClapNetwork",
+    "ClapPipeline",
     "ClapkitError",
     "ConfigError",
     "EmbeddingStore",

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from clapkit.errors import ConfigError
+from clapkit.files import write_text_atomic
 
 
 @dataclass(frozen=True)
@@ -146,11 +149,11 @@ class ModelConfig:
         return dataclasses.asdict(self)
 
     def to_json(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelConfig:
-        return _build(cls, data, "model config")
+        return build_dataclass(cls, data, "model config", coerce=False)
 
     @classmethod
     def from_json(cls, path: str | Path) -> ModelConfig:
@@ -167,27 +170,87 @@ class ModelConfig:
             raise ConfigError(f"{path}: {exc}") from None
 
 
-_NESTED = {"frontend": AudioFrontendConfig, "audio": AudioTowerConfig, "text": TextTowerConfig, "head": HeadConfig}
+def build_dataclass(cls: type, data: Any, what: str, *, coerce: bool = True) -> Any:
+    """Build a frozen dataclass from a mapping, naming any unknown key: the one config builder (model configs here,
+    training configs in ``clapkit.train.config``).
 
-
-def _build(cls: type, data: Any, what: str) -> Any:
-    """Build a frozen dataclass from a dict, naming any unknown key; lists become tuples where the field is a tuple."""
+    Nested dataclass fields are built from nested mappings and tuple fields from lists (both from the type hints,
+    ``typing.get_origin``). ``coerce=True`` also converts scalars to the annotated type (YAML and command-line
+    overrides give ``"1e-4"`` or ``"true"`` as strings) and raises naming the key when a value does not fit;
+    ``coerce=False`` (JSON model configs) keeps scalars as written.
+    """
     if not isinstance(data, dict):
-        raise ConfigError(f"{what} must be a JSON object, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
+        raise ConfigError(f"{what} must be a mapping (a JSON object), got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(data) - set(names))
     if unknown:
-        raise ConfigError(f"{what} has unknown keys {unknown}; known keys: {sorted(fields)}")
-    kwargs = {}
-    for key, value in data.items():
-        if cls is ModelConfig and key in _NESTED:
-            value = _build(_NESTED[key], value, f"{what}.{key}")
-        elif cls is ModelConfig and key == "text_head" and value is not None:
-            value = _build(HeadConfig, value, f"{what}.{key}")
-        elif isinstance(value, list) and "tuple" in str(fields[key].type):
-            value = tuple(value)
-        kwargs[key] = value
+        raise ConfigError(f"{what} has unknown keys {unknown}; known keys: {sorted(names)}")
+    kwargs = {key: _coerce(value, hints[key], f"{what}.{key}", coerce) for key, value in data.items()}
     try:
         return cls(**kwargs)
     except TypeError as exc:
         raise ConfigError(f"{what}: {exc}") from None
+
+
+def _coerce(value: Any, hint: Any, what: str, scalars: bool) -> Any:
+    """``value`` as the annotated type: nested sections and tuples always; with ``scalars`` also numbers from strings
+    (YAML reads ``1e-4`` as a string), booleans from words, ``None`` where optional."""
+    if dataclasses.is_dataclass(hint):
+        return build_dataclass(hint, value, what, coerce=scalars)
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (scalars and isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        options = [a for a in args if a is not type(None)]
+        return _coerce(value, options[0], what, scalars)
+    if not scalars:
+        return tuple(value) if origin is tuple and isinstance(value, list) else value
+    try:
+        if hint is bool:
+            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
+                return value.lower() in ("true", "yes", "1", "on")
+            if isinstance(value, bool):
+                return value
+            raise ValueError
+        if hint is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(float(value)) if isinstance(value, str) else int(value)
+        if hint is float:
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if hint is str:
+            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+                raise ValueError
+            return str(value)
+        if origin is tuple:
+            items = _parse_list(value)
+            if len(args) == 2 and args[1] is Ellipsis:
+                return tuple(_coerce(v, args[0], what, scalars) for v in items)
+            if len(items) != len(args):
+                raise ValueError
+            return tuple(_coerce(v, a, what, scalars) for v, a in zip(items, args, strict=True))
+        if origin is dict:
+            if not isinstance(value, dict):
+                raise ValueError
+            return value
+    except (TypeError, ValueError):
+        raise ConfigError(f"{what}: expected {_type_name(hint)}, got {value!r}") from None
+    return value
+
+
+def _parse_list(value: Any) -> list:
+    if isinstance(value, str):
+        import yaml  # a dependency of transformers: always installed
+
+        value = yaml.safe_load(value if value.strip().startswith("[") else f"[{value}]")
+    if not isinstance(value, (list, tuple)):
+        raise ValueError
+    return list(value)
+
+
+def _type_name(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

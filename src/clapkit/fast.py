@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from clapkit.errors import ConfigError
-from clapkit.inference import ClapModel
+from clapkit.inference import ClapPipeline
 
 MODES = ("int8",)
 TOWERS = ("audio", "text")
@@ -64,8 +64,8 @@ def quantize_linears(module: nn.Module, min_features: int = 192) -> nn.Module:
     return module
 
 
-def accelerate(model: ClapModel, mode: str = "int8", towers: tuple[str, ...] | list[str] = ("audio",),
-               min_features: int = 192) -> ClapModel:
+def accelerate(model: ClapPipeline, mode: str = "int8", towers: tuple[str, ...] | list[str] = ("audio",),
+               min_features: int = 192) -> ClapPipeline:
     """A copy of ``model`` for fast CPU inference (``model`` itself is not changed).
 
     ``mode``: ``"int8"`` (dynamic int8 linears). ``towers``: which towers (with their projection heads) to quantise,
@@ -86,7 +86,7 @@ def accelerate(model: ClapModel, mode: str = "int8", towers: tuple[str, ...] | l
     for tower in towers:
         quantize_linears(getattr(module, f"{tower}_tower"), min_features)
         quantize_linears(getattr(module, f"{tower}_projection"), min_features)
-    fast = ClapModel(module, model.config, model.tokenizer, model.device)
+    fast = ClapPipeline(module, model.config, model.tokenizer, model.device)
     fast.acceleration = mode
     fast.save = _refuse_save
     return fast

@@ -1,4 +1,4 @@
-"""ClapModel: the user-facing model: embed audio and text, classify, compare. Returns numpy arrays."""
+"""ClapPipeline: the user-facing model: embed audio and text, classify, compare. Returns numpy arrays."""
 
 from __future__ import annotations
 
@@ -11,22 +11,34 @@ import torch
 
 from clapkit.config import ModelConfig
 from clapkit.errors import AudioError, ConfigError, TokenizerError
-from clapkit.models.clap import ClapModule
+from clapkit.models.clap import ClapNetwork
 
 AudioInput = Any  # a path, a list of paths, a 1-D/2-D array, or a list of 1-D arrays
 
 
-class ClapModel:
+
+def probabilities_from_logits(logits: np.ndarray, multi_label: bool = False) -> np.ndarray:
+    """Zero-shot probabilities from (N, L) logits, in float64: a softmax over the labels (one label per clip), or one
+    sigmoid per label with ``multi_label`` (any number of labels may apply)."""
+    logits = np.asarray(logits, np.float64)
+    if multi_label:
+        return 1.0 / (1.0 + np.exp(-logits))
+    logits = logits - logits.max(axis=1, keepdims=True)
+    probs = np.exp(logits)
+    return probs / probs.sum(axis=1, keepdims=True)
+
+
+class ClapPipeline:
     """A CLAP model ready for inference. ``module`` is the ``nn.Module``; ``config`` its ``ModelConfig``."""
 
-    def __init__(self, module: ClapModule, config: ModelConfig, tokenizer=None, device: str | torch.device = "cpu"):
+    def __init__(self, module: ClapNetwork, config: ModelConfig, tokenizer=None, device: str | torch.device = "cpu"):
         self.module = module.to(device).eval()
         self.config = config
         self.tokenizer = tokenizer
         self.device = torch.device(device)
 
     def __repr__(self) -> str:
-        return f"ClapModel({self.config.name!r}, family={self.config.family!r}, device={str(self.device)!r})"
+        return f"ClapPipeline({self.config.name!r}, family={self.config.family!r}, device={str(self.device)!r})"
 
     @property
     def sample_rate(self) -> int:
@@ -148,12 +160,7 @@ class ClapModel:
     ) -> np.ndarray:
         """Zero-shot probabilities (N, L) from embeddings: softmax of the logits over the labels (one label per clip),
         or one sigmoid per label with ``multi_label`` (any number of labels may apply)."""
-        logits = self.similarity(audio_embeddings, label_embeddings).astype(np.float64)
-        if multi_label:
-            return 1.0 / (1.0 + np.exp(-logits))
-        logits = logits - logits.max(axis=1, keepdims=True)
-        probs = np.exp(logits)
-        return probs / probs.sum(axis=1, keepdims=True)
+        return probabilities_from_logits(self.similarity(audio_embeddings, label_embeddings), multi_label)
 
     def label_embeddings(
         self, labels: Sequence[str], prompt: str | Sequence[str] = "This is a sound of {}."
@@ -192,3 +199,6 @@ def top_labels(probabilities: np.ndarray, labels: Sequence[str], k: int = 5) -> 
     k = max(1, min(int(k), len(labels)))
     order = np.argsort(-probabilities, axis=1, kind="stable")[:, :k]
     return [[(labels[j], float(row[j])) for j in idx] for row, idx in zip(probabilities, order)]
+
+
+ClapModel = ClapPipeline  # the former name, kept so no public API breaks

@@ -21,7 +21,8 @@ import soundfile
 
 from clapkit.errors import ClapkitError
 
-# Extensions picked up when scanning folders and glob matches. Explicitly named files are taken whatever their name.
+# Extensions picked up when scanning folders and glob matches (embedding, indexing, training folders, evaluation
+# folders, shard members: the one list). Explicitly named files are taken whatever their name.
 LIBSNDFILE_EXTENSIONS = (
     ".wav",
     ".flac",
@@ -31,13 +32,15 @@ LIBSNDFILE_EXTENSIONS = (
     ".mp3",
     ".aiff",
     ".aif",
+    ".aifc",
     ".caf",
     ".w64",
     ".rf64",
     ".au",
     ".snd",
 )
-FFMPEG_EXTENSIONS = (".m4a", ".aac", ".wma", ".mka")  # video containers decode too, but are only taken when named
+# video containers decode too, but are only taken when named
+FFMPEG_EXTENSIONS = (".m4a", ".aac", ".wma", ".mka", ".webm")
 AUDIO_EXTENSIONS = LIBSNDFILE_EXTENSIONS + FFMPEG_EXTENSIONS
 _GLOB_CHARACTERS = "*?["
 

@@ -18,8 +18,6 @@ rounding only (<= 1e-5).
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import math
 import os
 import time
@@ -28,13 +26,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from clapkit.audio.io import is_silent, load_audio, stream_windows
 from clapkit.config import ModelConfig
 from clapkit.errors import AudioError, ClapkitError
+from clapkit.identity import model_identity, weights_fingerprint  # noqa: F401 (also public here, as before)
 from clapkit.inputs import AUDIO_EXTENSIONS, Failure, discover_inputs, probe_duration
 from clapkit.store import Part, merge_parts, prepare_store, read_state, write_part
 from clapkit.version import __version__
@@ -189,35 +187,6 @@ def embed_files(
     paths = [p for p in discovery.paths if p in found]
     embeddings = np.stack([found[p] for p in paths]) if paths else np.zeros((0, model.config.joint_dim), np.float32)
     return EmbeddingResult(paths, embeddings, failures)
-
-
-# ------------------------------------------------------------------------------------------------ model identity
-def weights_fingerprint(module: Any) -> str:
-    """A short hash of a module's weights (names, shapes and a strided sample of every tensor's values).
-
-    Identical weights always give the same fingerprint, in any process; different checkpoints differ with
-    overwhelming probability. Cheap (well under a second for the largest CLAP models).
-    """
-    digest = hashlib.sha256()
-    for name, tensor in sorted(module.state_dict().items()):
-        values = tensor.detach().to("cpu").contiguous().reshape(-1)
-        step = max(1, values.numel() // 4096)
-        digest.update(f"{name}:{tuple(tensor.shape)}:{tensor.dtype}".encode())
-        digest.update(values[::step].float().numpy().tobytes())
-    return digest.hexdigest()[:16]
-
-
-def model_identity(model: Any, source: str, weights: str | None = None, tokenizer: str | None = None) -> dict:
-    """What ``store.json`` records about the model: how to load it again and how to recognise it."""
-    config_json = json.dumps(model.config.to_dict(), sort_keys=True)
-    return {
-        "name": model.config.name,
-        "source": str(source),
-        "weights": None if weights is None else str(weights),
-        "tokenizer": None if tokenizer is None else str(tokenizer),
-        "fingerprint": weights_fingerprint(model.module),
-        "config_sha256": hashlib.sha256(config_json.encode()).hexdigest()[:16],
-    }
 
 
 # ------------------------------------------------------------------------------------------------------ the job

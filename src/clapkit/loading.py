@@ -1,4 +1,4 @@
-"""``clapkit.load``: a name, a checkpoint file or a directory -> a ready ``ClapModel``."""
+"""``clapkit.load``: a name, a checkpoint file or a directory -> a ready ``ClapPipeline``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from clapkit.config import ModelConfig
 from clapkit.default_model import NAMES as DEFAULT_NAMES
 from clapkit.default_model import default_parts
 from clapkit.errors import CheckpointError, TokenizerError
-from clapkit.inference import ClapModel
-from clapkit.models.clap import ClapModule
+from clapkit.inference import ClapPipeline
+from clapkit.models.clap import ClapNetwork
 from clapkit.registry import get_config, list_models
 
 
@@ -25,7 +25,7 @@ def load(
     trust_pickle: bool = False,
     fast: str | None = None,
     download: bool = False,
-) -> ClapModel:
+) -> ClapPipeline:
     """Load a CLAP model.
 
     - ``load("default")``: clapkit's own offline model (aiSFX CNN + MiniLM, 512-d; docs/default-model.md).
@@ -44,7 +44,7 @@ def load(
         path_or_name = hub.path
         tokenizer = tokenizer if tokenizer is not None else hub.tokenizer
     config, state_dict = _resolve(path_or_name, weights, trust_pickle)
-    module = ClapModule(config)
+    module = ClapNetwork(config)
     if state_dict is not None:
         load_state_dict_strict(module, state_dict, str(weights or path_or_name))
     from clapkit.tokenizers import load_tokenizer
@@ -57,7 +57,7 @@ def load(
         if tokenizer is not None:
             raise
         text_tokenizer = None  # embed_text will say how to supply one; encode_text still works
-    model = ClapModel(module, config, text_tokenizer, device)
+    model = ClapPipeline(module, config, text_tokenizer, device)
     if fast:
         from clapkit.fast import accelerate
 
@@ -114,3 +114,12 @@ def _resolve(path_or_name, weights, trust_pickle) -> tuple[ModelConfig, dict | N
     if weights is not None:
         raise CheckpointError(f"{name} is already a checkpoint; pass weights= only together with a model name")
     return load_weights(path, trust_pickle=trust_pickle)
+
+
+def load_reproducibly(path_or_name: str | Path, weights: str | Path | None = None, *, seed: int = 0,
+                      **options) -> ClapPipeline:
+    """``load``, with torch's generator seeded with ``seed`` first when ``weights="random"``: the same random model in
+    every process and every run (what stores and indexes of random models record, so they can be queried again)."""
+    if weights is not None and str(weights) == "random":
+        torch.manual_seed(seed)
+    return load(path_or_name, weights=weights, **options)

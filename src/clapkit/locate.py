@@ -19,6 +19,7 @@ import numpy as np
 
 from clapkit.audio.io import prepare_waveform, stream_windows
 from clapkit.errors import ClapkitError
+from clapkit.files import atomic_write
 
 _DONE = object()
 
@@ -228,7 +229,7 @@ def plot_similarity(result: LocateResult, path: str | os.PathLike[str], title: s
     axes.set_title(title or repr(result.text))
     axes.legend(loc="upper right")
     figure.tight_layout()
-    figure.savefig(path, format="png", dpi=100)
+    atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=100))
     plt.close(figure)
 
 

@@ -31,7 +31,8 @@ from typing import Any
 import numpy as np
 
 from clapkit.errors import ClapkitError
-from clapkit.files import atomic_write, locked
+from clapkit.files import atomic_write, locked, read_format_file
+from clapkit.identity import describe_model, same_model
 from clapkit.inputs import Failure
 
 STORE_FORMAT = "clapkit-embeddings"
@@ -72,37 +73,22 @@ def prepare_store(directory: str | os.PathLike[str], info: dict) -> Path:
     if not path.exists():
         atomic_write(path, lambda tmp: tmp.write_text(json.dumps(info, indent=2) + "\n"))
     existing = read_info(out)
-    same = existing.get("embedding_dim") == info["embedding_dim"] and all(
-        existing.get("model", {}).get(k) == info["model"][k] for k in ("fingerprint", "config_sha256")
-    )
-    if not same:
-        old, new = existing.get("model", {}), info["model"]
+    old, new = existing.get("model", {}), info["model"]
+    if existing.get("embedding_dim") != info["embedding_dim"] or not same_model(old, new):
         raise ClapkitError(
-            f"{out} holds embeddings of model {old.get('name')!r} (source {old.get('source')!r}, weights "
-            f"{old.get('weights')!r}, fingerprint {old.get('fingerprint')}), but this run uses {new['name']!r} "
-            f"(source {new['source']!r}, weights {new['weights']!r}, fingerprint {new['fingerprint']}). Embeddings of "
-            "different models cannot be mixed: pass the same --model/--weights as before, or choose another --out."
+            f"{out} holds embeddings of model {describe_model(old)}, but this run uses {describe_model(new)}. "
+            "Embeddings of different models cannot be mixed: pass the same --model/--weights as before, or choose "
+            "another --out."
         )
     return out
 
 
 def read_info(directory: str | os.PathLike[str]) -> dict:
-    path = Path(directory) / INFO_FILE
-    if not path.is_file():
-        raise ClapkitError(
-            f"{directory}: not an embedding store (no {INFO_FILE}); create one with `clapkit embed "
-            f"PATHS --model M --out {directory}`"
-        )
-    try:
-        info = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ClapkitError(f"{path}: corrupt ({exc}); remove the folder and embed again") from None
-    if info.get("format") != STORE_FORMAT or info.get("version") != STORE_VERSION:
-        raise ClapkitError(
-            f"{path}: format {info.get('format')!r} version {info.get('version')!r} is not "
-            f"{STORE_FORMAT!r} version {STORE_VERSION}; embed into a new folder"
-        )
-    return info
+    return read_format_file(
+        directory, INFO_FILE, STORE_FORMAT, STORE_VERSION, what="an embedding store",
+        create=f"create one with `clapkit embed PATHS --model M --out {directory}`",
+        redo="remove the folder and embed again", redo_new="embed into a new folder",
+    )
 
 
 # ------------------------------------------------------------------------------------------------------- parts
@@ -181,6 +167,7 @@ def _read_errors(out: Path) -> dict[str, str]:
 
 
 def _write_csv(path: Path, header: Sequence[str], rows: Iterator[Sequence[Any]]) -> None:
+    """Write a CSV under its partial name, fsynced: ``merge_parts`` renames the partial files into place together."""
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(header)

@@ -24,6 +24,7 @@ import torch
 
 from clapkit.config import TextTowerConfig
 from clapkit.errors import TokenizerError
+from clapkit.files import write_text_atomic
 
 _HUB_NAMES = {"roberta": "roberta-base", "gpt2": "gpt2", "bert": "bert-base-uncased", "clip": "clip",
               "t5": "flan-t5-large"}
@@ -150,8 +151,8 @@ def _clip_from_bpe(bpe_path: Path):
         vocab = alphabet + [c + "</w>" for c in alphabet] + ["".join(m.split()) for m in merges]
         vocab += ["<|startoftext|>", "<|endoftext|>"]
         cache.mkdir(parents=True, exist_ok=True)
-        (cache / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-        (cache / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(vocab)}), encoding="utf-8")
+        write_text_atomic(cache / "merges.txt", "#version: 0.2\n" + "\n".join(merges) + "\n")
+        write_text_atomic(cache / "vocab.json", json.dumps({t: i for i, t in enumerate(vocab)}))  # last: the marker
     return CLIPTokenizer(str(cache / "vocab.json"), str(cache / "merges.txt"), pad_token="!")
 
 

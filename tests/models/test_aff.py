@@ -72,3 +72,14 @@ def test_local_chunks_lie_side_by_side_and_are_zero_padded() -> None:
     assert torch.allclose(fused[1, :, :, 21:42], middle, atol=1e-6)
     assert (fused[..., 63] == 0).all()  # 3 x 21 = 63 columns, padded to 64
     assert fuse_local_chunks(conv, chunks, width=40).shape == (2, 6, 64, 40)
+
+
+def test_one_block_fuses_sequences_with_laions_1d_keys() -> None:
+    two, one = AFF(channels=16), AFF(channels=16, dims=1)
+    assert list(one.state_dict()) == list(two.state_dict())  # LAION's AFF(type='1D') has the 2-D layout's keys
+    assert one.state_dict()["local_att.0.weight"].shape == (4, 16, 1)
+    x, residual = torch.randn(3, 16, 20), torch.randn(3, 16, 20)
+    one.eval()
+    with torch.no_grad():
+        weight = torch.sigmoid(one.local_att(x + residual) + one.global_att(x + residual))
+        assert torch.allclose(one(x, residual), 2 * x * weight + 2 * residual * (1 - weight))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from clapkit.checkpoints import FAMILIES, load_state_dict_strict, load_weights
 from clapkit.errors import ConfigError
-from clapkit.models.clap import ClapModule
+from clapkit.models.clap import ClapNetwork
 
 
 def convert_checkpoint(source: str | Path, destination: str | Path, to: str, *, trust_pickle: bool = False) -> Path:
@@ -16,6 +16,6 @@ def convert_checkpoint(source: str | Path, destination: str | Path, to: str, *, 
     if to not in writers:
         raise ConfigError(f"unknown checkpoint format {to!r}; known: {', '.join(writers)}")
     config, state_dict = load_weights(source, trust_pickle=trust_pickle)
-    module = ClapModule(config)
+    module = ClapNetwork(config)
     load_state_dict_strict(module, state_dict, str(source))  # a broken source fails here, before anything is written
     return writers[to](destination, config, module.state_dict())

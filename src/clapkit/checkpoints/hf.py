@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from clapkit.checkpoints.io import atomic_write, read_checkpoint, read_json, save_safetensors
+from clapkit.checkpoints.laion import HTSAT_VARIANTS
 from clapkit.config import AudioFrontendConfig, AudioTowerConfig, HeadConfig, ModelConfig, TextTowerConfig
 from clapkit.errors import CheckpointError, ConfigError
 
@@ -32,7 +33,6 @@ TEXT_BUFFERS = ("embeddings.position_ids", "embeddings.token_type_ids")
 WEIGHT_FILES = (
     "model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json"
 )
-HTSAT_VARIANTS = {96: "tiny", 128: "base", 256: "large"}
 # LAION block key (after "layers.i.blocks.j.") -> HF block key (q/k/v handled apart: fused attn.qkv in LAION)
 _BLOCK = {
     "norm1.": "layernorm_before.",
@@ -220,7 +220,7 @@ def config_to_hf(config: ModelConfig) -> tuple[dict[str, Any], dict[str, Any]]:
 
 # ------------------------------------------------------------------------------------------------------- keys
 def to_clapkit(state_dict: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
-    """HF ``ClapModel`` keys -> ClapModule keys (weights unchanged; q/k/v fused into LAION's ``attn.qkv``)."""
+    """HF ``ClapModel`` keys -> ClapNetwork keys (weights unchanged; q/k/v fused into LAION's ``attn.qkv``)."""
     reverse = {hf: ours for ours, hf in _BLOCK.items()}
     out: dict[str, torch.Tensor] = {}
     qkv: dict[str, dict[str, torch.Tensor]] = {}
@@ -278,7 +278,7 @@ def derived_audio_tensors(audio: AudioTowerConfig) -> dict[str, torch.Tensor]:
 
 
 def from_clapkit(state_dict: dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
-    """ClapModule keys -> HF ``ClapModel`` keys (inverse of :func:`to_clapkit`; the derived tensors are dropped)."""
+    """ClapNetwork keys -> HF ``ClapModel`` keys (inverse of :func:`to_clapkit`; the derived tensors are dropped)."""
     out: dict[str, torch.Tensor] = {}
     for key, value in state_dict.items():
         if key.startswith("audio_tower."):
@@ -340,7 +340,7 @@ def read_processor(directory: Path) -> dict[str, Any] | None:
 def load_directory(
     directory: Path, raw: dict[str, Any], config: ModelConfig | None = None
 ) -> tuple[ModelConfig, dict[str, torch.Tensor]]:
-    """(config, ClapModule state dict) of a HF CLAP directory whose ``config.json`` is ``raw``."""
+    """(config, ClapNetwork state dict) of a HF CLAP directory whose ``config.json`` is ``raw``."""
     detected = config_from_hf(raw, read_processor(directory), directory.name)
     return config or detected, to_clapkit(read_weights(directory), config or detected)
 

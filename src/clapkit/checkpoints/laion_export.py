@@ -15,10 +15,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from clapkit.checkpoints import encoders, laion, msclap
+from clapkit.audio.torchlibrosa import librosa_mel_weights, torchlibrosa_buffers  # noqa: F401 (public here)
+from clapkit.checkpoints import encoders, laion
 from clapkit.errors import ConfigError
 from clapkit.files import atomic_write
 
@@ -29,7 +29,7 @@ LAION_TEXT = ("roberta", "bert", "clip", "bart")
 
 
 def laion_state_dict(config, state_dict: dict[str, torch.Tensor], *, reclap: bool = False) -> dict[str, torch.Tensor]:
-    """The complete state dict of laion_clap's ``CLAP`` module for a ClapModule's weights (see the module docstring);
+    """The complete state dict of laion_clap's ``CLAP`` module for a ClapNetwork's weights (see the module docstring);
     ``reclap``: of ReCLAP's (a T5 text tower)."""
     allowed = ("t5",) if reclap else LAION_TEXT
     if config.head.kind != "laion_mlp" or not config.separate_logit_scales or config.text.kind not in allowed:
@@ -41,8 +41,7 @@ def laion_state_dict(config, state_dict: dict[str, torch.Tensor], *, reclap: boo
             f"scales and {towers} text tower (this one: {config.head.kind} heads, {config.text.kind} text){hint}"
         )
     out = laion.from_clapkit(state_dict)
-    extractors = msclap.torchlibrosa_buffers(config.frontend)  # torchlibrosa's STFT kernels + librosa's Slaney mel
-    extractors["logmel_extractor.melW"] = librosa_mel_weights(config.frontend)
+    extractors = torchlibrosa_buffers(config.frontend, scale="slaney", slaney_norm=True)  # laion_clap: always Slaney
     out.update({"audio_branch." + k: v for k, v in extractors.items()})
     out.update(transform_mlps(config.joint_dim))
     if config.text.kind in ("bart", "t5"):
@@ -56,19 +55,6 @@ def laion_state_dict(config, state_dict: dict[str, torch.Tensor], *, reclap: boo
         positions = int(config.text.hf_config.get("max_position_embeddings", config.text.context_length))
         out["text_branch.embeddings.position_ids"] = torch.arange(positions)[None]
     return out
-
-
-def librosa_mel_weights(frontend) -> torch.Tensor:
-    """``librosa.filters.mel(...).T`` (torchlibrosa's ``melW``) bit for bit: librosa rounds the triangles to float32
-    before applying the Slaney norm, where clapkit's front end (like HF's) normalises in float64 and rounds once."""
-    from clapkit.audio.frontend import _hz_to_mel, _mel_to_hz, mel_filterbank
-
-    f = frontend
-    rate = f.filterbank_sample_rate or f.sample_rate
-    top = f.filterbank_f_max if f.filterbank_f_max is not None else f.f_max
-    triangles = mel_filterbank(rate, f.n_fft, f.n_mels, f.f_min, top, "slaney", None).double()
-    hz = _mel_to_hz(np.linspace(_hz_to_mel(f.f_min, "slaney"), _hz_to_mel(top, "slaney"), f.n_mels + 2), "slaney")
-    return (triangles * torch.from_numpy(2.0 / (hz[2:] - hz[:-2]))).float()
 
 
 def transform_mlps(joint_dim: int, seed: int = TRANSFORM_SEED) -> dict[str, torch.Tensor]:

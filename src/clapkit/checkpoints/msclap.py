@@ -25,13 +25,12 @@ import dataclasses
 import re
 from pathlib import Path
 
-import numpy as np
 import torch
 
-from clapkit.audio.frontend import _hz_to_mel, _mel_to_hz, mel_filterbank
+from clapkit.audio.torchlibrosa import torchlibrosa_buffers
 from clapkit.checkpoints.io import atomic_write
 from clapkit.checkpoints.laion import infer_audio_config, strip_module_prefix
-from clapkit.config import AudioFrontendConfig, ModelConfig
+from clapkit.config import ModelConfig
 from clapkit.errors import CheckpointError
 from clapkit.registry import get_config
 
@@ -169,33 +168,6 @@ def from_clapkit(
     if frontend_buffers:
         out.update({audio_prefix + k: v for k, v in torchlibrosa_buffers(config.frontend).items()})
     return out
-
-
-def torchlibrosa_buffers(frontend: AudioFrontendConfig) -> dict[str, torch.Tensor]:
-    """msclap's ``spectrogram_extractor``/``logmel_extractor`` weights for ``frontend``, computed as torchlibrosa
-    does: the DFT matrix ``exp(-2 pi i / n) ** (x * y)`` times a periodic Hann window, and ``librosa.filters.mel``
-    (built for ``filterbank_sample_rate``/``filterbank_f_max`` where set, as MS-CLAP 2023's) bit for bit: librosa
-    rounds the triangles to float32 before the Slaney norm, clapkit's front end normalises in float64."""
-    n_fft, win = frontend.n_fft, frontend.win_length
-    grid = np.arange(n_fft)
-    dft = np.power(np.exp(-2 * np.pi * 1j / n_fft), np.outer(grid, grid)[:, : n_fft // 2 + 1])
-    window = np.zeros(n_fft)
-    start = (n_fft - win) // 2
-    window[start : start + win] = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(win) / win)
-    kernels = dft * window[:, None]
-    rate = frontend.filterbank_sample_rate or frontend.sample_rate
-    top = frontend.filterbank_f_max if frontend.filterbank_f_max is not None else frontend.f_max
-    melw = mel_filterbank(rate, n_fft, frontend.n_mels, frontend.f_min, top, frontend.mel_scale, None)
-    if frontend.mel_norm == "slaney":  # as librosa: triangles rounded to float32 first, then the area norm
-        mels = np.linspace(_hz_to_mel(frontend.f_min, frontend.mel_scale), _hz_to_mel(top, frontend.mel_scale),
-                           frontend.n_mels + 2)
-        hz = _mel_to_hz(mels, frontend.mel_scale)
-        melw = (melw.double() * torch.from_numpy(2.0 / (hz[2:] - hz[:-2]))).float()
-    return {
-        "spectrogram_extractor.stft.conv_real.weight": torch.tensor(np.real(kernels).T, dtype=torch.float32)[:, None],
-        "spectrogram_extractor.stft.conv_imag.weight": torch.tensor(np.imag(kernels).T, dtype=torch.float32)[:, None],
-        "logmel_extractor.melW": melw,
-    }
 
 
 def save_msclap(path: str | Path, config: ModelConfig, state_dict: dict[str, torch.Tensor]) -> Path:

@@ -1,8 +1,13 @@
-"""Subcommands of the ``clapkit`` command; shared argument helpers."""
+"""Subcommands of the ``clapkit`` command; the argument helpers they share (model options, inputs, failures)."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
+from pathlib import Path
+
+from clapkit.errors import CheckpointError
 
 DEFAULT_MODEL = "default"
 
@@ -25,9 +30,40 @@ def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEF
 
 
 def load_model(args: argparse.Namespace):
-    import clapkit
+    """The model of the model options (``--weights random`` seeded with ``--seed``, ``cuda`` -> the rank's GPU),
+    with a clear error for a weights file that is not there."""
+    from clapkit.checkpoints import FAMILIES_HELP
+    from clapkit.jobs import device_for_rank
+    from clapkit.loading import load_reproducibly
 
-    return clapkit.load(
-        args.model, weights=args.weights, tokenizer=args.tokenizer, device=args.device, trust_pickle=args.trust_pickle,
-        fast=getattr(args, "fast", None),
+    if args.weights and args.weights != "random" and not Path(args.weights).exists():
+        raise CheckpointError(
+            f"{args.weights}: weights file not found. Put the checkpoint there or pass its path with --weights "
+            f"(or use a public checkpoint by name: `clapkit download 630k-audioset-best`, then --model "
+            f"630k-audioset-best; `clapkit models --public` lists them), or --weights random for an untrained "
+            f"model. {FAMILIES_HELP}"
+        )
+    return load_reproducibly(
+        args.model, weights=args.weights, seed=getattr(args, "seed", 0), tokenizer=args.tokenizer,
+        device=device_for_rank(args.device), trust_pickle=args.trust_pickle, fast=getattr(args, "fast", None),
     )
+
+
+def absolute_if_path(value: str | None) -> str | None:
+    """Paths are recorded absolute (in store.json, index.json: so they work from any folder); names are kept."""
+    return os.path.abspath(value) if value and os.path.exists(value) else value
+
+
+def parse_extensions(text: str) -> tuple[str, ...]:
+    """``--ext wav,flac`` -> ``(".wav", ".flac")``."""
+    return tuple("." + e.strip().lstrip(".").lower() for e in text.split(",") if e.strip())
+
+
+def report_failures(failures, what: str = "skipped", shown: int = 20) -> None:
+    """The inputs a job skipped, on stderr (the first ``shown`` of them)."""
+    if failures:
+        print(f"clapkit: {what} {len(failures)} input(s):", file=sys.stderr)
+        for failure in failures[:shown]:
+            print(f"  {failure.source}: {failure.reason}", file=sys.stderr)
+        if len(failures) > shown:
+            print(f"  ... and {len(failures) - shown} more", file=sys.stderr)

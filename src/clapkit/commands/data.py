@@ -4,10 +4,7 @@ captions and ReCLAP rewrites into a manifest) and ``clapkit data harvest`` (corp
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import os
-from pathlib import Path
 
 from clapkit.errors import ClapkitError
 
@@ -50,68 +47,15 @@ def build_backend(args: argparse.Namespace):
     return CachedGenerator(backend, cache)
 
 
-def precompute_captions(args: argparse.Namespace) -> dict[str, int]:
-    """Read the manifest, add keyword captions and rewrites, debias, write ``args.out``; returns counts."""
-    from clapkit.train.captions import Debiaser, KeywordCaptioner, Rewriter
-    from clapkit.train.data import ManifestEntry, read_manifest
-
-    manifest = read_manifest(args.manifest, root=args.root)
-    backend = build_backend(args)
-    debias = Debiaser() if args.debias != "none" else None
-    entries = list(manifest.entries)
-    counts = {"entries": len(entries), "keyword_captions": 0, "rewrites": 0,
-              "skipped_rows": sum(manifest.skipped.values())}
-    generated: dict[str, list[str]] = {e.id: [] for e in entries}
-    if args.keywords_to_caption:
-        todo = [e for e in entries if not e.captions and e.keywords]
-        if todo:
-            captioner = KeywordCaptioner(backend, seed=args.seed)
-            for entry, caption in zip(todo, captioner.captions([list(e.keywords) for e in todo])):
-                generated[entry.id].append(caption)
-            counts["keyword_captions"] = len(todo)
-    rewrites: dict[str, list[str]] = {e.id: list(e.rewrites) for e in entries}
-    if args.rewrites > 0:
-        rewriter = Rewriter(backend, seed=args.seed)
-        pairs = [(e.id, c) for e in entries for c in (*e.captions, *generated[e.id])]
-        for (identifier, _), new in zip(pairs, rewriter.rewrite_many([c for _, c in pairs], args.rewrites)):
-            if debias is not None:
-                new = [debias(r) for r in new]
-            rewrites[identifier] = list(dict.fromkeys(rewrites[identifier] + new))
-            counts["rewrites"] += len(new)
-    out_entries = []
-    for e in entries:
-        originals = [debias(c) for c in e.captions] if debias is not None and args.debias == "all" else list(e.captions)
-        made = [debias(c) for c in generated[e.id]] if debias is not None else generated[e.id]
-        out_entries.append(ManifestEntry(e.id, e.audio, tuple(dict.fromkeys(originals + made)), e.keywords,
-                                         tuple(rewrites[e.id])))
-    write_manifest(out_entries, args.out)
-    return counts
-
-
-def write_manifest(entries, path: str | os.PathLike[str]) -> None:
-    """Write entries as JSONL (or CSV with JSON-array cells when ``path`` ends in .csv); audio paths relative to the
-    output's folder. Written to a temporary file and renamed, so a failure never leaves half a manifest."""
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    records = [e.to_record(relative_to=out.parent.resolve()) for e in entries]
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        if out.suffix.lower() == ".csv":
-            writer = csv.DictWriter(f, fieldnames=["id", "audio", "captions", "keywords", "rewrites"])
-            writer.writeheader()
-            for r in records:
-                writer.writerow({k: json.dumps(v, ensure_ascii=False) if isinstance(v, list) else v
-                                 for k, v in r.items()})
-        else:
-            for r in records:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
-
-
 def cmd_captions(args: argparse.Namespace) -> int:
     if not args.keywords_to_caption and args.rewrites <= 0:
         raise ClapkitError("nothing to do: pass --keywords-to-caption and/or --rewrites N")
-    counts = precompute_captions(args)
+    from clapkit.train.precompute import precompute_captions
+
+    counts = precompute_captions(
+        args.manifest, args.out, backend=build_backend(args), root=args.root,
+        keywords_to_caption=args.keywords_to_caption, rewrites=args.rewrites, seed=args.seed, debias=args.debias,
+    )
     print(f"wrote {counts['entries']} entries to {args.out}: {counts['keyword_captions']} keyword captions, "
           f"{counts['rewrites']} rewrites ({counts['skipped_rows']} manifest rows skipped)")
     return 0

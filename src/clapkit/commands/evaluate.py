@@ -11,7 +11,7 @@ TASKS = {"zeroshot": "zero-shot classification", "retrieval": "audio-text retrie
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    from clapkit.eval.datasets import list_datasets
+    from clapkit.eval.catalog import list_datasets
 
     data = parser.add_argument_group("dataset")
     data.add_argument("--dataset", required=True, help=f"one of: {', '.join(list_datasets())}")
@@ -66,7 +66,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _dataset(args):
-    from clapkit.eval.datasets import dataset_specs, load_dataset, subset
+    from clapkit.eval.catalog import dataset_spec, load_dataset
+    from clapkit.eval.datasets import subset
 
     options = {"allow_missing": args.allow_missing} if args.allow_missing else {}
     if args.dataset.lower() == "csv":
@@ -75,7 +76,7 @@ def _dataset(args):
                        label_separator=args.label_separator)
     split = args.split
     if args.task == "probe" and split is None:
-        split = getattr(dataset_specs().get(args.dataset.lower()), "probe_split", None)
+        split = dataset_spec(args.dataset).probe_split
     dataset = load_dataset(args.dataset, args.root, split, **options)
     folds = args.folds.split(",") if args.folds else None
     if folds or args.max_per_class or args.limit:
@@ -92,15 +93,12 @@ def _describer(args):
 
 
 def run_eval(args) -> int:
-    import torch
-
     from clapkit.eval.cache import EmbeddingCache, default_cache_dir, model_fingerprint
     from clapkit.eval.report import model_info, write_report
 
     dataset = _dataset(args)
     describer = _describer(args) if getattr(args, "reclap", None) else None  # bad LLM options fail before loading
-    torch.manual_seed(args.seed)  # random weights are reproducible
-    model = load_model(args)
+    model = load_model(args)  # random weights are seeded with --seed: reproducible
     fingerprint = model_fingerprint(model)
     cache = EmbeddingCache(None if args.no_cache else (args.cache_dir or default_cache_dir()), fingerprint)
     common = {"cache": cache, "batch_size": args.batch_size, "progress": args.progress}

@@ -4,37 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from clapkit.commands import add_model_options, load_model
+from clapkit.commands import absolute_if_path, add_model_options, load_model, parse_extensions
 from clapkit.errors import ClapkitError
 from clapkit.inputs import AUDIO_EXTENSIONS
 
 FROM_INDEX = "(the index's model)"
 
 
-def _absolute_if_path(value: str | None) -> str | None:
-    return os.path.abspath(value) if value and os.path.exists(value) else value
-
-
 def _model_for(args: argparse.Namespace, index=None):
     """The model of ``args`` (seeded for --weights random), or the index's recorded one when --model is left out."""
-    import torch
-
     from clapkit.index.search import load_index_model
 
     if args.model == FROM_INDEX:
         if index is None:
             raise ClapkitError("a new index needs a model: pass --model (and --weights, --tokenizer as needed)")
         return load_index_model(index, device=args.device, trust_pickle=args.trust_pickle)
-    if args.weights == "random":
-        torch.manual_seed(args.seed)
     return load_model(args)
-
-
-def _extensions(text: str) -> tuple[str, ...]:
-    return tuple("." + e.strip().lstrip(".").lower() for e in text.split(",") if e.strip())
 
 
 def _report(report, verb: str) -> None:
@@ -62,12 +49,12 @@ def _update(args: argparse.Namespace, directory: str, remove_missing: bool, verb
         model,
         args.paths,
         directory,
-        model_source=None if recorded else _absolute_if_path(args.model),
-        weights=None if recorded else _absolute_if_path(args.weights),
-        tokenizer=None if recorded else _absolute_if_path(args.tokenizer),
+        model_source=None if recorded else absolute_if_path(args.model),
+        weights=None if recorded else absolute_if_path(args.weights),
+        tokenizer=None if recorded else absolute_if_path(args.tokenizer),
         store=getattr(args, "store", None),
         files_from=args.files_from,
-        extensions=_extensions(args.ext),
+        extensions=parse_extensions(args.ext),
         remove_missing=remove_missing,
         approximate_from=getattr(args, "approximate_from", None),
         batch_size=args.batch_size,

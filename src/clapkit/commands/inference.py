@@ -14,40 +14,15 @@ import os
 import sys
 from pathlib import Path
 
-from clapkit.commands import add_model_options, load_model
-from clapkit.errors import CheckpointError, ClapkitError
-from clapkit.inputs import AUDIO_EXTENSIONS, Failure
+from clapkit.commands import absolute_if_path, add_model_options, load_model, parse_extensions, report_failures
+from clapkit.errors import ClapkitError
+from clapkit.inputs import AUDIO_EXTENSIONS
 
 FORMATS = ("table", "csv", "json")
 FROM_STORE = "(the store's model)"
 
 
 # ----------------------------------------------------------------------------------------------------- helpers
-def _load(args: argparse.Namespace):
-    """Load the model of ``args``: a clear error for a missing weights file; seeded random weights."""
-    import torch
-
-    from clapkit.checkpoints import FAMILIES_HELP
-    from clapkit.jobs import device_for_rank
-
-    if args.weights and args.weights != "random" and not Path(args.weights).exists():
-        raise CheckpointError(
-            f"{args.weights}: weights file not found. Put the checkpoint there or pass its path with --weights "
-            f"(or use a public checkpoint by name: `clapkit download 630k-audioset-best`, then --model "
-            f"630k-audioset-best; `clapkit models --public` lists them), or --weights random for an untrained "
-            f"model. {FAMILIES_HELP}"
-        )
-    if args.weights == "random":
-        torch.manual_seed(args.seed)  # the same random model in every process and every run
-    args.device = device_for_rank(args.device)
-    return load_model(args)
-
-
-def _absolute_if_path(value: str | None) -> str | None:
-    """Paths are recorded absolute in store.json (so search works from any folder); names are kept."""
-    return os.path.abspath(value) if value and os.path.exists(value) else value
-
-
 def _add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="*", help="audio files, folders (searched recursively) or glob patterns")
     parser.add_argument("--files-from", metavar="FILE", help="a text file listing inputs, one per line")
@@ -70,22 +45,12 @@ def _input_kwargs(args: argparse.Namespace) -> dict:
 
     if not args.paths and not args.files_from:
         raise ClapkitError("no inputs: give audio files, folders or patterns, or --files-from FILE")
-    extensions = tuple("." + e.strip().lstrip(".").lower() for e in args.ext.split(",") if e.strip())
     return {
         "files_from": args.files_from,
-        "extensions": extensions,
+        "extensions": parse_extensions(args.ext),
         "batch_size": args.batch_size,
         "workers": args.workers or DEFAULT_WORKERS,
     }
-
-
-def _report_failures(failures: list[Failure], what: str = "skipped") -> None:
-    if failures:
-        print(f"clapkit: {what} {len(failures)} input(s):", file=sys.stderr)
-        for failure in failures[:20]:
-            print(f"  {failure.source}: {failure.reason}", file=sys.stderr)
-        if len(failures) > 20:
-            print(f"  ... and {len(failures) - 20} more", file=sys.stderr)
 
 
 def _write_rows(fmt: str, header: list[str], rows: list[list], document: dict) -> None:
@@ -113,20 +78,20 @@ def cmd_embed(args: argparse.Namespace) -> int:
     elif args.rank is None or args.world_size is None:
         raise ClapkitError("pass both --rank and --world-size (or neither, to read RANK and WORLD_SIZE)")
     kwargs = _input_kwargs(args)
-    model = _load(args)
+    model = load_model(args)
     report = run_embed_job(
         model,
         args.paths,
         args.out,
-        model_source=_absolute_if_path(args.model),
-        weights=_absolute_if_path(args.weights),
-        tokenizer=_absolute_if_path(args.tokenizer),
+        model_source=absolute_if_path(args.model),
+        weights=absolute_if_path(args.weights),
+        tokenizer=absolute_if_path(args.tokenizer),
         prefetch=args.prefetch,
         shard=shard,
         progress=not args.no_progress,
         **kwargs,
     )
-    _report_failures(report.failures)
+    report_failures(report.failures)
     where = f"rank {shard.rank}/{shard.world_size}: " if shard.world_size > 1 else ""
     rate = report.embedded / report.seconds if report.seconds else 0.0
     print(
@@ -168,10 +133,10 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
     labels, kwargs = _labels(args), _input_kwargs(args)
     prompts = args.prompt or ["This is a sound of {}."]
-    model = _load(args)
+    model = load_model(args)
     label_embeddings = model.label_embeddings(labels, prompts)  # fails early on a missing tokenizer or bad prompt
     result = embed_files(model, args.paths, **kwargs)
-    _report_failures(result.failures)
+    report_failures(result.failures)
     probabilities = model.probabilities(result.embeddings, label_embeddings, args.multi_label)
     ranked = top_labels(probabilities, labels, args.top_k) if result.paths else []
     rows = [
@@ -199,7 +164,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 # ------------------------------------------------------------------------------------------------------ search
 def cmd_search(args: argparse.Namespace) -> int:
-    from clapkit.jobs import embed_files, weights_fingerprint
+    from clapkit.identity import describe_model, model_identity, same_model
+    from clapkit.index.search import load_recorded_model
+    from clapkit.jobs import embed_files
     from clapkit.store import EmbeddingStore
 
     if (args.query is None) == (args.like is None):
@@ -213,15 +180,16 @@ def cmd_search(args: argparse.Namespace) -> int:
         )
     query = store.embedding(args.like) if args.like else None
     if query is None:  # a text query, or a sound that is not in the store: embed it with the store's model
+        recorded = store.info["model"]
         if args.model == FROM_STORE:
-            recorded = store.info["model"]
-            args.model, args.weights, args.tokenizer = recorded["source"], recorded["weights"], recorded["tokenizer"]
-        model = _load(args)
-        if weights_fingerprint(model.module) != store.info["model"]["fingerprint"]:
+            model = load_recorded_model(recorded, args.seed, device=args.device, trust_pickle=args.trust_pickle)
+        else:
+            model = load_model(args)
+        if not same_model(recorded, model_identity(model, args.model)):  # weights and config, front end included
             raise ClapkitError(
-                f"{store.directory} was embedded with model {store.info['model']['name']!r} "
-                f"(weights {store.info['model']['weights']!r}); the model given differs. Search with "
-                "the same model (and, for --weights random, the same --seed), or leave --model out to use the store's"
+                f"{store.directory} was embedded with model {describe_model(recorded)}; the model given differs "
+                "(in its weights or its config, e.g. the audio front end). Search with the same model (and, for "
+                "--weights random, the same --seed), or leave --model out to use the store's"
             )
         if args.like:
             result = embed_files(model, [args.like], extensions=AUDIO_EXTENSIONS)
@@ -246,7 +214,7 @@ def cmd_search(args: argparse.Namespace) -> int:
 def cmd_locate(args: argparse.Namespace) -> int:
     from clapkit.locate import format_time, locate, plot_similarity
 
-    model = _load(args)
+    model = load_model(args)
     result = locate(
         model,
         args.file,

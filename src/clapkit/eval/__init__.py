@@ -12,7 +12,8 @@ the ``eval`` extra and are imported only when used.
 """
 
 from clapkit.eval.cache import EmbeddingCache, model_fingerprint
-from clapkit.eval.datasets import Clip, DatasetError, EvalDataset, ProbeSplit, list_datasets, load_dataset, subset
+from clapkit.eval.catalog import list_datasets, load_dataset
+from clapkit.eval.datasets import Clip, DatasetError, EvalDataset, ProbeSplit, subset
 from clapkit.eval.linear_probe import evaluate_linear_probe, linear_probe
 from clapkit.eval.metrics import (
     average_precision,

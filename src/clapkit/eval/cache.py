@@ -1,4 +1,5 @@
-"""Embedding cache for evaluation: one ``.npz`` per model fingerprint and modality under a cache folder.
+"""Embedding cache for evaluation: one ``.npz`` per model fingerprint (``clapkit.identity.model_fingerprint``) and
+modality under a cache folder.
 
 Audio embeddings are keyed per file by (absolute path, size, modification time), text embeddings by the exact
 text, so a second evaluation with other prompts, another subset or another task re-embeds nothing it has seen.
@@ -7,23 +8,14 @@ Files hold plain arrays (``allow_pickle=False``) and are replaced atomically.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-import torch
 
-
-def model_fingerprint(model) -> str:
-    """sha256 over the model config and every weight: the same weights give the same fingerprint."""
-    digest = hashlib.sha256(json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode())
-    for name, tensor in sorted(model.module.state_dict().items()):
-        digest.update(name.encode())
-        digest.update(tensor.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
-    return digest.hexdigest()
+from clapkit.files import atomic_open
+from clapkit.identity import model_fingerprint  # noqa: F401 (public here, as before)
 
 
 def file_key(path: str | Path) -> str:
@@ -55,11 +47,10 @@ class EmbeddingCache:
         path = self._file(kind)
         if path is None or not table:
             return
-        path.parent.mkdir(parents=True, exist_ok=True)
         keys = sorted(table)
-        tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
-        np.savez(tmp, keys=np.array(keys, dtype=str), embeddings=np.stack([table[k] for k in keys]).astype(np.float32))
-        os.replace(tmp, path)
+        embeddings = np.stack([table[k] for k in keys]).astype(np.float32)
+        with atomic_open(path, "wb") as handle:
+            np.savez(handle, keys=np.array(keys, dtype=str), embeddings=embeddings)
 
     def lookup(
         self, kind: str, keys: Sequence[str], compute: Callable[[list[int]], np.ndarray]

@@ -2,15 +2,15 @@
 
 An ``EvalDataset`` is a list of ``Clip`` (path, class indices, captions, fold) plus the class names and how the
 dataset is meant to be evaluated (single- or multi-label, which folds the linear probe cross-validates over).
-``load_dataset(name, root)`` dispatches to the adapters in ``clapkit.eval.layouts``; the generic layouts (a
-folder per class, a CSV manifest, the project's sound corpus) live here.
+``load_dataset(name, root)`` (``clapkit.eval.catalog``, the registry, built once) dispatches to the adapters in
+``clapkit.eval.layouts``; the generic layouts (a folder per class, a CSV manifest, the project's sound corpus) and the
+types all adapters share live here.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,8 +18,7 @@ from typing import Any
 import numpy as np
 
 from clapkit.errors import ClapkitError
-
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".aiff", ".aif", ".au", ".m4a")
+from clapkit.inputs import AUDIO_EXTENSIONS
 
 
 class DatasetError(ClapkitError, ValueError):
@@ -250,55 +249,6 @@ def load_sound_corpus(root: str | Path, num_folds: int = 5, allow_missing: bool 
     dataset = load_csv_manifest(root / "meta.csv", fold_column=None, num_folds=num_folds, allow_missing=allow_missing,
                                 name="soundcorpus")
     return dataset
-
-
-# ------------------------------------------------------------------------------------------------------ registry
-@dataclass(frozen=True)
-class DatasetSpec:
-    loader: Callable[..., EvalDataset]
-    layout: str
-    default_split: str | None = None  # for zero-shot / retrieval
-    probe_split: str | None = None  # the split holding train + test clips for the linear probe
-
-
-def dataset_specs() -> dict[str, DatasetSpec]:
-    from clapkit.eval import layouts
-
-    return {
-        "esc50": DatasetSpec(layouts.load_esc50, layouts.ESC50_LAYOUT),
-        "urbansound8k": DatasetSpec(layouts.load_urbansound8k, layouts.US8K_LAYOUT),
-        "clotho": DatasetSpec(layouts.load_clotho, layouts.CLOTHO_LAYOUT, "evaluation"),
-        "audiocaps": DatasetSpec(layouts.load_audiocaps, layouts.AUDIOCAPS_LAYOUT, "test"),
-        "fsd50k": DatasetSpec(layouts.load_fsd50k, layouts.FSD50K_LAYOUT, "eval", "all"),
-        "gtzan": DatasetSpec(layouts.load_gtzan, layouts.GTZAN_LAYOUT),
-        "folder": DatasetSpec(load_folder_per_class, FOLDER_LAYOUT),
-        "csv": DatasetSpec(load_csv_manifest, CSV_LAYOUT),
-        "soundcorpus": DatasetSpec(load_sound_corpus, SOUNDCORPUS_LAYOUT),
-    }
-
-
-ALIASES = {"esc-50": "esc50", "us8k": "urbansound8k", "clotho_v2": "clotho", "clothov2": "clotho",
-           "folder-per-class": "folder", "manifest": "csv"}
-
-
-def list_datasets() -> list[str]:
-    return sorted(dataset_specs())
-
-
-def load_dataset(name: str, root: str | Path, split: str | None = None, **options: Any) -> EvalDataset:
-    """Load a dataset by name from ``root``. ``split`` defaults to the split the papers evaluate on.
-
-    ``options`` go to the adapter: ``allow_missing``, ``num_folds``, and for ``csv`` the column names.
-    """
-    key = ALIASES.get(name.lower(), name.lower())
-    specs = dataset_specs()
-    if key not in specs:
-        raise DatasetError(f"unknown dataset {name!r}; known: {', '.join(sorted(specs))}")
-    spec = specs[key]
-    chosen = split or spec.default_split
-    if chosen is not None:
-        options["split"] = chosen
-    return spec.loader(root, **options)
 
 
 def subset(

@@ -88,13 +88,8 @@ def _masks(folds: np.ndarray, split: ProbeSplit) -> tuple[np.ndarray, np.ndarray
 
 
 def evaluate_linear_probe(
-    model,
-    dataset: EvalDataset,
-    C: float = 1.0,
-    max_iter: int = 1000,
-    cache: EmbeddingCache | None = None,
-    batch_size: int = 8,
-    progress: bool = False,
+    model, dataset: EvalDataset, C: float = 1.0, max_iter: int = 1000, cache: EmbeddingCache | None = None,
+    batch_size: int = 8, progress: bool = False,
 ) -> dict[str, Any]:
     """Linear probe of ``model``'s audio embeddings on ``dataset``; returns the report dict."""
     if not dataset.has_labels:

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from clapkit.files import atomic_open, atomic_write, write_text_atomic
+
 HEADLINE = {
     "zero_shot": ("top1_accuracy", "top5_accuracy", "balanced_accuracy", "mAP", "mAP@10", "mean_rank"),
     "linear_probe": ("accuracy", "accuracy_std", "mAP", "mAP_std"),
@@ -68,14 +70,14 @@ def write_report(report: dict[str, Any], directory: str | Path, stem: str | None
                 paths[f"confusion_png_{name}"] = png
     report["files"] = {k: p.name for k, p in paths.items()}
     paths["json"] = directory / f"{stem}.json"
-    paths["json"].write_text(json.dumps(report, indent=2, allow_nan=False) + "\n")
+    write_text_atomic(paths["json"], json.dumps(report, indent=2, allow_nan=False) + "\n")
     paths["markdown"] = directory / f"{stem}.md"
-    paths["markdown"].write_text(markdown_summary(report))
+    write_text_atomic(paths["markdown"], markdown_summary(report))
     return paths
 
 
 def write_confusion_csv(classes: list[str], matrix: list[list[int]], path: Path) -> Path:
-    with open(path, "w", newline="") as f:
+    with atomic_open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["true \\ predicted", *classes])
         for name, row in zip(classes, matrix):
@@ -104,7 +106,8 @@ def write_confusion_png(classes: list[str], matrix: np.ndarray, path: Path, titl
     ax.set_title(title, fontsize=9)
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true class")
     fig.tight_layout()
-    fig.savefig(path, dpi=100, metadata={"Software": None})  # no version/time stamp: same bytes every run
+    # no version/time stamp: same bytes every run
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None}))
     plt.close(fig)
     return path
 

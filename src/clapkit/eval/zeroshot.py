@@ -17,6 +17,7 @@ from clapkit.eval import metrics as M
 from clapkit.eval.cache import EmbeddingCache, dataset_audio_embeddings, embed_texts, model_fingerprint
 from clapkit.eval.datasets import DatasetError, EvalDataset
 from clapkit.eval.prompts import class_embeddings, clean_label, format_prompts, resolve_templates
+from clapkit.inference import probabilities_from_logits
 
 
 @dataclass
@@ -36,11 +37,7 @@ def zero_shot_probabilities(
 ) -> np.ndarray:
     """(N, C) probabilities: softmax over classes, or per-class sigmoid when ``multi_label``."""
     logits = logit_scale * np.asarray(audio_embeddings, np.float64) @ np.asarray(class_embeddings, np.float64).T
-    if multi_label:
-        return 1.0 / (1.0 + np.exp(-logits))
-    logits = logits - logits.max(axis=1, keepdims=True)
-    probs = np.exp(logits)
-    return probs / probs.sum(axis=1, keepdims=True)
+    return probabilities_from_logits(logits, multi_label)
 
 
 def score_zero_shot(

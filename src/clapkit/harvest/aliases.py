@@ -11,8 +11,8 @@ from __future__ import annotations
 _TABLE = """
 Explosion: explode explodes exploding explosion explosions explo expl exp blast bomb bombs detonate detonation kaboom
   grenade nuke dynamite tnt implosion
-Gunshot, gunfire: bullet bullets gun guns gunshot gunshots shot shots shoot shooting pistol rifle shotgun musket
-  revolver sniper handgun carbine
+Gunshot, gunfire: gun guns gunshot gunshots shot shots shoot shooting pistol rifle shotgun musket revolver sniper
+  handgun carbine
 Machine gun: machinegun minigun chaingun smg mg uzi autogun
 Artillery fire: cannon cannons artillery mortar howitzer
 Cap gun: capgun
@@ -35,8 +35,8 @@ Stream: river brook creek
 Waterfall: cascade
 Fire: flame flames burn burning campfire torch blaze bonfire fireplace
 Crackle: embers ember crackling
-Bird: birdie birdy ptak birds songbird sparrow robin blackbird lark finch nightingale parrot eagle hawk falcon
-  vulture warbler thrush wren tit cardinal
+Bird: ptak birds songbird sparrow robin blackbird lark finch nightingale parrot eagle hawk falcon vulture warbler
+  thrush wren tit cardinal
 Bird vocalization, bird call, bird song: birdsong birdcall chirping tweeting
 Chirp, tweet: chirps tweet tweets cheep
 Crow: raven ravens crows
@@ -56,8 +56,8 @@ Pig: pigs hog boar piglet swine
 Sheep: lamb ram ewe
 Goat: goats
 Donkey, ass: mule
-Frog: amphibian amphibians frogs toad toads
-Insect: beetle beetles insects bug bugs
+Frog: frogs toad toads
+Insect: insects bug bugs
 Cricket: cicadas crickets grasshopper cicada
 Bee, wasp, etc.: bees hornet wasps bumblebee
 Mosquito: mosquitoes
@@ -98,7 +98,7 @@ Church bell: churchbell
 Bell: bells
 Clicking: tlacitko click clicks clicking clicky button buttons
 Tick: ticks ticking
-Clock: clockface clocks
+Clock: clocks
 Alarm: alarms
 Beep, bleep: beep beeps bleep bleeps blip blips
 Telephone: phone phones cellphone

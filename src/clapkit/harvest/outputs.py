@@ -9,6 +9,7 @@ import io
 import os
 import shutil
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from clapkit.files import atomic_write
@@ -21,6 +22,18 @@ META_COLUMNS = ("clip_id", "path", "source_package", "source_path", "licence", "
                 "top_category", "keywords", "evidence", "caption", "duration_s", "sha1", "rewrites", "class")
 SKIP_COLUMNS = ("package", "source_path", "reason")
 PACKAGE_COLUMNS = ("package", "version", "licence_summary", "files_seen", "clips_kept", "skipped", "duplicates")
+
+
+
+@dataclass
+class HarvestResult:
+    out: Path
+    clips: int = 0
+    skipped: Counter = field(default_factory=Counter)
+    labels: int = 0
+    classes: int = 0
+    per_package: dict[str, int] = field(default_factory=dict)
+    per_top: Counter = field(default_factory=Counter)
 
 
 def _write_csv(path: Path, columns, rows) -> None:
@@ -45,8 +58,6 @@ def _link(src: Path, dst: Path) -> None:
 
 def write_outputs(out: Path, packages: list[Package], plan, skips: list[Skip], seen: Counter,
                   results: dict, ontology: Ontology):
-    from clapkit.harvest.run import HarvestResult
-
     captioner = Captioner(ontology)
     by_name = {p.name: p for p in packages}
     first_of: dict[str, str] = {}

@@ -13,7 +13,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from clapkit.errors import ClapkitError
 from clapkit.harvest.decode import decode_task
 from clapkit.harvest.embed import Embedder
 from clapkit.harvest.labels import MINILM_THRESHOLD, Labeler, Labelling
+from clapkit.harvest.outputs import HarvestResult, write_outputs
 from clapkit.harvest.packages import Package, download, extract, resolve_copyrights
 from clapkit.harvest.rules import MAX_SECONDS_UNLESS_AMBIENT, NON_DIALOGUE, SPEECH_CAP, directory_drop
 from clapkit.harvest.scan import Candidate, Skip, scan_package
@@ -35,17 +36,6 @@ class Planned:
     candidate: Candidate
     labelling: Labelling
     stem: str
-
-
-@dataclass
-class HarvestResult:
-    out: Path
-    clips: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    labels: int = 0
-    classes: int = 0
-    per_package: dict[str, int] = field(default_factory=dict)
-    per_top: Counter = field(default_factory=Counter)
 
 
 def clip_stem(package: str, source_path: str) -> str:
@@ -79,8 +69,6 @@ def harvest(sources: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
     unit rows; ``minilm_threshold``: the cosine a near miss needs. ``work`` (default ``out/.work``) holds the
     extracted packages and the decode cache; keep it to make re-runs fast.
     """
-    from clapkit.harvest.outputs import write_outputs
-
     out = Path(out)
     work = Path(work) if work is not None else out / ".work"
     debs = find_debs(sources)

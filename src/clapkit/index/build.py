@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 
 from clapkit.errors import ClapkitError
-from clapkit.index.library import STORE_DIR, IndexModelMismatchError, Item, SoundIndex, describe_model, same_model
+from clapkit.identity import describe_model, model_identity, same_model
+from clapkit.index.library import STORE_DIR, IndexModelMismatchError, Item, SoundIndex
 from clapkit.index.vectors import APPROXIMATE_FROM
 from clapkit.inputs import AUDIO_EXTENSIONS, Failure, discover_inputs
 
@@ -42,14 +43,14 @@ def build_index(
     sources: Iterable[str | os.PathLike[str]],
     out: str | os.PathLike[str],
     *,
+    store: str | os.PathLike[str] | None = None,
     model_source: str | None = None,
     weights: str | None = None,
     tokenizer: str | None = None,
-    store: str | os.PathLike[str] | None = None,
-    files_from: str | None = None,
-    extensions: Sequence[str] = AUDIO_EXTENSIONS,
     remove_missing: bool = True,
     approximate_from: int | None = None,
+    files_from: str | None = None,
+    extensions: Sequence[str] = AUDIO_EXTENSIONS,
     batch_size: int = 8,
     workers: int | None = None,
     progress: bool = True,
@@ -63,7 +64,7 @@ def build_index(
     ``remove_missing``, files indexed before but no longer among ``sources`` are removed. An existing index must have
     been built with the same model (weights and config), else :class:`IndexModelMismatchError`.
     """
-    from clapkit.jobs import DEFAULT_WORKERS, Shard, model_identity, run_embed_job
+    from clapkit.jobs import DEFAULT_WORKERS, Shard, run_embed_job
     from clapkit.store import EmbeddingStore
 
     started = time.perf_counter()
@@ -173,7 +174,7 @@ def build_from_vectors(
     approximate_from: int = APPROXIMATE_FROM,
 ) -> SoundIndex:
     """An index of precomputed ``embeddings`` (rows of unit vectors) for ``paths``, recorded as embeddings of
-    ``model`` (an identity dict, ``clapkit.jobs.model_identity``). For benchmarks and for vectors made elsewhere."""
+    ``model`` (an identity dict, ``clapkit.identity.model_identity``). For benchmarks and for vectors made elsewhere."""
     embeddings = np.asarray(embeddings, dtype=np.float32)
     index = SoundIndex.create(directory, model, embeddings.shape[1], approximate_from=approximate_from)
     index.add(list(paths), embeddings, durations)

@@ -30,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from clapkit.errors import ClapkitError
-from clapkit.files import atomic_write, locked
+from clapkit.files import atomic_write, locked, read_format_file
+from clapkit.identity import describe_model, same_model
 from clapkit.index.vectors import APPROXIMATE_FROM, DEFAULT_NPROBE, EXACT, VectorIndex, choose_kind
 
 INDEX_FORMAT = "clapkit-index"
@@ -61,18 +62,6 @@ class Hit:
 
 
 
-
-
-def same_model(recorded: dict, identity: dict) -> bool:
-    """True when two model identities (``clapkit.jobs.model_identity``) have the same weights and config."""
-    return all(recorded.get(key) == identity.get(key) for key in ("fingerprint", "config_sha256"))
-
-
-def describe_model(identity: dict) -> str:
-    return (
-        f"{identity.get('name')!r} (source {identity.get('source')!r}, weights {identity.get('weights')!r}, "
-        f"fingerprint {identity.get('fingerprint')})"
-    )
 
 
 class SoundIndex:
@@ -126,22 +115,11 @@ class SoundIndex:
 
     @classmethod
     def read_info(cls, directory: str | os.PathLike[str]) -> dict:
-        path = Path(directory) / INFO_FILE
-        if not path.is_file():
-            raise ClapkitError(
-                f"{directory}: not a sound index (no {INFO_FILE}); build one with "
-                f"`clapkit index build PATHS --model M --out {directory}`"
-            )
-        try:
-            info = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise ClapkitError(f"{path}: corrupt ({exc}); build the index again") from None
-        if info.get("format") != INDEX_FORMAT or info.get("version") != INDEX_VERSION:
-            raise ClapkitError(
-                f"{path}: format {info.get('format')!r} version {info.get('version')!r} is not {INDEX_FORMAT!r} "
-                f"version {INDEX_VERSION}; build the index again into a new folder"
-            )
-        return info
+        return read_format_file(
+            directory, INFO_FILE, INDEX_FORMAT, INDEX_VERSION, what="a sound index",
+            create=f"build one with `clapkit index build PATHS --model M --out {directory}`",
+            redo="build the index again", redo_new="build the index again into a new folder",
+        )
 
     @classmethod
     def open(cls, directory: str | os.PathLike[str], nprobe: int | None = None) -> SoundIndex:
@@ -205,7 +183,7 @@ class SoundIndex:
         return None if item_id is None else self.items[item_id]
 
     def check_model(self, identity: dict) -> None:
-        """Raise :class:`IndexModelMismatchError` unless ``identity`` (``clapkit.jobs.model_identity``) is the
+        """Raise :class:`IndexModelMismatchError` unless ``identity`` (``clapkit.identity.model_identity``) is the
         model the index was built with."""
         if not same_model(self.model, identity):
             raise IndexModelMismatchError(

@@ -1,7 +1,7 @@
 """Querying a sound index with its model: text search, similar sounds, zero-shot tags and timelines of long files.
 
 :class:`IndexSearcher` binds a model to an index and refuses a model other than the one the index was built with
-(the weights fingerprint and config hash of ``clapkit.jobs.model_identity`` must match). Calls into the model are
+(the weights fingerprint and config hash of ``clapkit.identity.model_identity`` must match). Calls into the model are
 serialised by a lock (tokenizers and CPU thread pools do not like concurrent callers); vector search is not.
 """
 
@@ -17,6 +17,7 @@ import numpy as np
 
 from clapkit.errors import CheckpointError, ClapkitError
 from clapkit.index.library import Hit, SoundIndex
+from clapkit.loading import load_reproducibly
 from clapkit.locate import LocateResult, adaptive_threshold, embed_windows, time_ranges
 
 DEFAULT_PROMPT = "This is a sound of {}."
@@ -51,18 +52,27 @@ def load_index_model(
 ):
     """The model to query ``index`` with: the one recorded in its ``index.json`` (source, weights, tokenizer; the
     seed for random weights), or the one given. The caller checks it is the same model (:class:`IndexSearcher`)."""
-    import torch
+    return load_recorded_model(index.model, int(index.info.get("seed", 0)), model, weights, tokenizer, device,
+                               trust_pickle)
 
-    import clapkit
 
-    recorded = index.model
+def load_recorded_model(
+    recorded: dict,
+    seed: int = 0,
+    model: str | None = None,
+    weights: str | None = None,
+    tokenizer: str | None = None,
+    device: str = "cpu",
+    trust_pickle: bool = False,
+):
+    """The model an identity (``clapkit.identity.model_identity``, as an index or a store records it) names: its
+    source, weights and tokenizer (random weights seeded with ``seed``), unless ``model`` is given."""
     if model is None:
         model, weights, tokenizer = recorded["source"], recorded.get("weights"), tokenizer or recorded.get("tokenizer")
-    if weights == "random":
-        torch.manual_seed(int(index.info.get("seed", 0)))  # the same random model the index was built with
-    elif weights is not None and not os.path.exists(weights):
-        raise CheckpointError(f"{weights}: the weights file the index was built with is not there; pass --weights")
-    return clapkit.load(model, weights=weights, tokenizer=tokenizer, device=device, trust_pickle=trust_pickle)
+    if weights is not None and weights != "random" and not os.path.exists(weights):
+        raise CheckpointError(f"{weights}: the weights file the embeddings were made with is not there; pass --weights")
+    return load_reproducibly(model, weights=weights, seed=seed, tokenizer=tokenizer, device=device,
+                             trust_pickle=trust_pickle)
 
 
 class _SerialModel:
@@ -100,7 +110,7 @@ class IndexSearcher:
         prompt: str = DEFAULT_PROMPT,
         timeline_cache: int = 16,
     ):
-        from clapkit.jobs import model_identity
+        from clapkit.identity import model_identity
 
         index.check_model(model_identity(model, source=model.config.name))
         self.index = index

@@ -1,7 +1,7 @@
 """Attentional feature fusion (Dai et al., WACV 2021) as LAION-CLAP uses it to merge a clip's global view with its
 local chunks.
 
-``AFF`` reproduces LAION's ``feature_fusion.AFF(type='2D')`` (state-dict keys ``local_att.*`` and ``global_att.*``).
+``AFF`` reproduces LAION's ``feature_fusion.AFF`` in 2-D and 1-D (state-dict keys ``local_att.*`` and ``global_att.*``).
 ``fuse_local_chunks`` is the HTSAT fusion patch embedding's local branch: it embeds the three local chunks of each
 longer clip with ``mel_conv2d`` and lays them side by side along time so they line up with the global patch grid.
 """
@@ -14,31 +14,29 @@ from torch import Tensor, nn
 
 
 class AFF(nn.Module):
-    """Fuse two (B, C, H, W) maps: ``2 * x * w + 2 * residual * (1 - w)``, ``w = sigmoid(local + global attention)``.
+    """Fuse two maps, (B, C, H, W) with ``dims=2`` or (B, C, T) with ``dims=1``:
+    ``2 * x * w + 2 * residual * (1 - w)``, ``w = sigmoid(local + global attention)``.
 
     The local attention is a per-position bottleneck (1x1 convs, ``channels // r`` wide); the global attention is the
-    same bottleneck over the spatially averaged map. A batch of one is duplicated in training mode (as LAION does) so
-    the batch norms see more than one value per channel; in eval mode they use running statistics and it is not needed.
+    same bottleneck over the averaged map. LAION's ``AFF(type='2D')`` and ``AFF(type='1D')``, same state-dict keys
+    (``local_att.*``, ``global_att.*``). A batch of one is duplicated in training mode (as LAION does) so the batch
+    norms see more than one value per channel; in eval mode they use running statistics and it is not needed.
     """
 
-    def __init__(self, channels: int = 64, r: int = 4):
+    def __init__(self, channels: int = 64, r: int = 4, dims: int = 2):
         super().__init__()
+        if dims not in (1, 2):
+            raise ValueError(f"AFF fuses 1-D or 2-D maps, not {dims}-D")
+        conv, norm, pool = (nn.Conv2d, nn.BatchNorm2d, nn.AdaptiveAvgPool2d) if dims == 2 else (
+            nn.Conv1d, nn.BatchNorm1d, nn.AdaptiveAvgPool1d)
         inter = channels // r
-        self.local_att = nn.Sequential(
-            nn.Conv2d(channels, inter, kernel_size=1),
-            nn.BatchNorm2d(inter),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(inter, channels, kernel_size=1),
-            nn.BatchNorm2d(channels),
-        )
-        self.global_att = nn.Sequential(
-            nn.AdaptiveAvgPool2d(1),
-            nn.Conv2d(channels, inter, kernel_size=1),
-            nn.BatchNorm2d(inter),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(inter, channels, kernel_size=1),
-            nn.BatchNorm2d(channels),
-        )
+
+        def bottleneck() -> list[nn.Module]:
+            return [conv(channels, inter, kernel_size=1), norm(inter), nn.ReLU(inplace=True),
+                    conv(inter, channels, kernel_size=1), norm(channels)]
+
+        self.local_att = nn.Sequential(*bottleneck())
+        self.global_att = nn.Sequential(pool(1), *bottleneck())
 
     def forward(self, x: Tensor, residual: Tensor) -> Tensor:
         mixed = x + residual

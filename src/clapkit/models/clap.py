@@ -1,4 +1,4 @@
-"""ClapModule: audio tower + text tower + projection heads + temperature(s), as one ``nn.Module``."""
+"""ClapNetwork: audio tower + text tower + projection heads + temperature(s), as one ``nn.Module``."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def build_audio_tower(config: AudioTowerConfig) -> nn.Module:
     raise ConfigError(f"unknown audio tower kind {config.kind!r}; known: 'htsat', 'pann', 'sfxcnn'")
 
 
-class ClapModule(nn.Module):
+class ClapNetwork(nn.Module):
     """Towers and heads. ``encode_audio``/``encode_text`` return L2-normalised joint embeddings.
 
     Temperatures are stored as logs, as in CLIP/LAION: ``logit_scale_a`` and ``logit_scale_t`` (LAION; the audio one
@@ -97,3 +97,6 @@ class ClapModule(nn.Module):
         )
         # a view, not the leaf itself: DDP's search for used parameters follows grad_fn from the outputs
         return (*outputs, self.logit_bias.view(())) if self.config.logit_bias else outputs
+
+
+ClapModule = ClapNetwork  # the former name, kept so no public API breaks

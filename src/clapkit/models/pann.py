@@ -71,42 +71,6 @@ class ConvBlock(nn.Module):
         return F.max_pool2d(x, kernel_size=2) if max_pool else F.avg_pool2d(x, kernel_size=2)
 
 
-class AFF1d(nn.Module):
-    """Attentional feature fusion over (B, C, T) sequences (LAION's ``AFF(type='1D')``, same keys).
-
-    ``2 * x * w + 2 * residual * (1 - w)`` with ``w = sigmoid(local_att(x + residual) + global_att(x + residual))``.
-    """
-
-    def __init__(self, channels: int = 64, r: int = 4):
-        super().__init__()
-        inter = channels // r
-        self.local_att = nn.Sequential(
-            nn.Conv1d(channels, inter, kernel_size=1),
-            nn.BatchNorm1d(inter),
-            nn.ReLU(inplace=True),
-            nn.Conv1d(inter, channels, kernel_size=1),
-            nn.BatchNorm1d(channels),
-        )
-        self.global_att = nn.Sequential(
-            nn.AdaptiveAvgPool1d(1),
-            nn.Conv1d(channels, inter, kernel_size=1),
-            nn.BatchNorm1d(inter),
-            nn.ReLU(inplace=True),
-            nn.Conv1d(inter, channels, kernel_size=1),
-            nn.BatchNorm1d(channels),
-        )
-
-    def forward(self, x: Tensor, residual: Tensor) -> Tensor:
-        xa = x + residual
-        single = self.training and xa.shape[0] == 1
-        if single:  # batch norm in training needs more than one value per channel (LAION duplicates the item)
-            xa = torch.cat([xa, xa])
-        weight = torch.sigmoid(self.local_att(xa) + self.global_att(xa))
-        if single:
-            weight = weight[:1]
-        return 2 * x * weight + 2 * residual * (1 - weight)
-
-
 def _fit_length(x: Tensor, length: int, dim: int) -> Tensor:
     """Zero-pad or truncate ``x`` along ``dim`` to ``length``."""
     size = x.shape[dim]
@@ -156,7 +120,7 @@ class PANN(nn.Module):
             n_mels = config.n_mels
             self.mel_conv1d = nn.Sequential(nn.Conv1d(n_mels, n_mels, 5, stride=3, padding=2), nn.BatchNorm1d(n_mels))
             if self.fusion_type == "aff_1d":
-                self.fusion_model = AFF1d(channels=n_mels)
+                self.fusion_model = AFF(channels=n_mels, dims=1)
         elif self.fusion_type in FUSION_TYPES_2D:
             self.mel_conv2d = nn.Sequential(
                 nn.Conv2d(1, widths[0], kernel_size=5, stride=(6, 2), padding=2),

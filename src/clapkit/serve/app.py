@@ -190,33 +190,21 @@ def create_app(searcher: IndexSearcher, settings: ServeSettings | None = None) -
     def item(item_id: int = item_path) -> dict:
         return item_out(known(item_id))
 
-    @app.get(
-        "/api/items/{item_id}/similar",
-        response_model=schemas.SearchResults,
-        responses=_errors(404, 422),
-        summary="Sounds similar to an indexed sound (more like this)",
-    )
+    @app.get("/api/items/{item_id}/similar", response_model=schemas.SearchResults, responses=_errors(404, 422),
+             summary="Sounds similar to an indexed sound (more like this)")
     def similar(item_id: int = item_path, k: int = k_query) -> dict:
         known(item_id)
         return results(searcher.similar_to(item_id, k), like_id=item_id)
 
-    @app.get(
-        "/api/items/{item_id}/tags",
-        response_model=schemas.Tags,
-        responses=_errors(404, 422),
-        summary="Zero-shot tags of an indexed sound",
-    )
+    @app.get("/api/items/{item_id}/tags", response_model=schemas.Tags, responses=_errors(404, 422),
+             summary="Zero-shot tags of an indexed sound")
     def item_tags(item_id: int = item_path, k: int = Query(5, ge=1, le=50), labels: str | None = labels_query) -> dict:
         known(item_id)
         tags = searcher.tags(index.embedding(item_id), _labels(labels, settings.max_labels), k)
         return {"item_id": item_id, "tags": [vars(t) for t in tags]}
 
-    @app.get(
-        "/api/items/{item_id}/timeline",
-        response_model=schemas.Timeline,
-        responses=_errors(404, 422),
-        summary="Where in a (long) file a text matches",
-    )
+    @app.get("/api/items/{item_id}/timeline", response_model=schemas.Timeline, responses=_errors(404, 422),
+             summary="Where in a (long) file a text matches")
     def timeline(item_id: int = item_path, q: str = text_query) -> dict:
         item = known(item_id)
         if not math.isnan(item.duration_seconds) and item.duration_seconds > settings.max_timeline_seconds:

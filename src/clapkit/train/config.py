@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clapkit.config import build_dataclass
 from clapkit.errors import ConfigError
+from clapkit.files import atomic_write
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 STRATEGIES = ("ddp", "fsdp")
@@ -154,7 +154,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        return _build(cls, data, "train config")
+        return build_dataclass(cls, data, "train config")
 
     @classmethod
     def from_file(cls, path: str | Path) -> TrainConfig:
@@ -175,8 +175,6 @@ class TrainConfig:
 
     def save(self, path: str | Path) -> Path:
         """Write YAML for ``.yaml``/``.yml`` paths, else JSON (atomically)."""
-        from clapkit.checkpoints.io import atomic_write
-
         path = Path(path)
         text = dumps(self, yaml_format=path.suffix in (".yaml", ".yml"))
         atomic_write(path, lambda tmp: Path(tmp).write_text(text))
@@ -208,82 +206,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value
-
-
-def _build(cls: type, data: Any, what: str) -> Any:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{what} must be a mapping, got {type(data).__name__}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(data) - set(names))
-    if unknown:
-        raise ConfigError(f"{what} has unknown keys {unknown}; known keys: {names}")
-    kwargs = {key: _coerce(value, hints[key], f"{what}.{key}") for key, value in data.items()}
-    try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"{what}: {exc}") from None
-
-
-def _coerce(value: Any, hint: Any, what: str) -> Any:
-    """``value`` as the annotated type: nested sections, numbers from strings (YAML reads ``1e-4`` as a string),
-    tuples from lists, ``None`` where optional."""
-    if dataclasses.is_dataclass(hint):
-        return _build(hint, value, what)
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
-            if type(None) in args:
-                return None
-        options = [a for a in args if a is not type(None)]
-        return _coerce(value, options[0], what)
-    try:
-        if hint is bool:
-            if isinstance(value, str) and value.lower() in ("true", "false", "yes", "no", "1", "0", "on", "off"):
-                return value.lower() in ("true", "yes", "1", "on")
-            if isinstance(value, bool):
-                return value
-            raise ValueError
-        if hint is int:
-            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
-                raise ValueError
-            return int(float(value)) if isinstance(value, str) else int(value)
-        if hint is float:
-            if isinstance(value, bool):
-                raise ValueError
-            return float(value)
-        if hint is str:
-            if not isinstance(value, (str, int, float)) or isinstance(value, bool):
-                raise ValueError
-            return str(value)
-        if origin is tuple:
-            items = _parse_list(value)
-            if len(args) == 2 and args[1] is Ellipsis:
-                return tuple(_coerce(v, args[0], what) for v in items)
-            if len(items) != len(args):
-                raise ValueError
-            return tuple(_coerce(v, a, what) for v, a in zip(items, args, strict=True))
-        if origin is dict:
-            if not isinstance(value, dict):
-                raise ValueError
-            return value
-    except (TypeError, ValueError):
-        raise ConfigError(f"{what}: expected {_type_name(hint)}, got {value!r}") from None
-    return value
-
-
-def _parse_list(value: Any) -> list:
-    if isinstance(value, str):
-        import yaml
-
-        value = yaml.safe_load(value if value.strip().startswith("[") else f"[{value}]")
-    if not isinstance(value, (list, tuple)):
-        raise ValueError
-    return list(value)
-
-
-def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
 
 
 def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:

@@ -18,7 +18,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,10 @@ import torch.utils.data
 
 from clapkit.audio.io import is_silent, load_audio
 from clapkit.errors import AudioError, ClapkitError
+from clapkit.inputs import AUDIO_EXTENSIONS
 
 log = logging.getLogger("clapkit.train")
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".caf", ".w64", ".rf64",
-                    ".m4a", ".aac", ".wma", ".webm")
 PATH_FIELDS = ("audio", "path", "audio_path", "file", "file_name", "filename", "wav", "flac")
 KEYWORD_FIELDS = ("keywords", "tags", "tag", "labels")
 REWRITE_FIELDS = ("rewrites",)
@@ -223,6 +222,15 @@ def read_manifest(
     return Manifest(_entries(merged, base_dir, skipped), skipped, str(path))
 
 
+def as_manifest(source, root: str | os.PathLike[str] | None = None) -> Manifest:
+    """A manifest from a path (file or caption folder), a ``Manifest`` or a list of ``ManifestEntry``."""
+    if isinstance(source, Manifest):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return read_manifest(source, root=root)
+    return Manifest(list(source), SkipCounter(), "entries")
+
+
 def _entries(merged: dict[str, dict[str, Any]], base_dir: Path, skipped: SkipCounter) -> list[ManifestEntry]:
     entries, seen = [], set()
     for audio, fields in merged.items():
@@ -298,16 +306,15 @@ def audio_error_reason(error: AudioError) -> str:
     return "undecodable"
 
 
+@dataclass
 class ItemChecks:
     """The checks every dataset applies before yielding an item (shared by manifests and shards)."""
 
-    def __init__(self, skip_silent: bool = True, silence_threshold_db: float = SILENCE_THRESHOLD_DB,
-                 keywords_as_caption: bool = False, seed: int = 0):
-        self.skip_silent = skip_silent
-        self.silence_threshold_db = silence_threshold_db
-        self.keywords_as_caption = keywords_as_caption
-        self.seed = seed
-        self._captioner = None
+    skip_silent: bool = True
+    silence_threshold_db: float = SILENCE_THRESHOLD_DB
+    keywords_as_caption: bool = False
+    seed: int = 0
+    _captioner: Any = field(default=None, init=False, repr=False)
 
     def captions_for(self, captions: list[str], keywords: list[str]) -> list[str]:
         """The captions, or an offline keyword caption (fixed by ``seed`` and the keywords) when allowed."""
@@ -347,12 +354,7 @@ class ManifestDataset(torch.utils.data.Dataset):
         keywords_as_caption: bool = False,
         seed: int = 0,
     ):
-        if isinstance(source, Manifest):
-            manifest = source
-        elif isinstance(source, (str, os.PathLike)):
-            manifest = read_manifest(source, root=root)
-        else:
-            manifest = Manifest(list(source), SkipCounter(), "entries")
+        manifest = as_manifest(source, root)
         self.entries = manifest.entries
         self.manifest_skipped = manifest.skipped
         self.sample_rate = int(sample_rate)

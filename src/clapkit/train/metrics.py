@@ -11,6 +11,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from clapkit.files import atomic_open
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val")
@@ -57,7 +59,7 @@ class MetricsLogger:
         if not columns:
             return
         self.columns[split] = columns
-        with open(path, "w", newline="") as handle:
+        with atomic_open(path, "w", newline="") as handle:  # a crash while resuming keeps the old file
             writer = csv.DictWriter(handle, fieldnames=columns)
             writer.writeheader()
             writer.writerows(rows)
@@ -134,7 +136,7 @@ def plot_curves(output_dir: str | Path, path: str | Path | None = None) -> Path 
         axis.grid(alpha=0.3)
     figure.tight_layout()
     target = Path(path) if path else output_dir / "curves.png"
-    from clapkit.checkpoints.io import atomic_write
+    from clapkit.files import atomic_write
 
     atomic_write(target, lambda tmp: figure.savefig(tmp, dpi=90, format="png"))
     plt.close(figure)

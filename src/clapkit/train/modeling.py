@@ -16,7 +16,7 @@ from clapkit.checkpoints import load_state_dict_strict, load_weights
 from clapkit.checkpoints.pretrained import resolve_local_path, text_tower_from_pretrained
 from clapkit.config import ModelConfig
 from clapkit.errors import CheckpointError, ConfigError
-from clapkit.models.clap import ClapModule
+from clapkit.models.clap import ClapNetwork
 from clapkit.registry import get_config
 from clapkit.train.config import ModelSetupConfig
 
@@ -47,7 +47,7 @@ def _deep_merge(base: dict, changes: dict, where: str) -> None:
             base[key] = value
 
 
-def build_model(setup: ModelSetupConfig) -> tuple[ModelConfig, ClapModule]:
+def build_model(setup: ModelSetupConfig) -> tuple[ModelConfig, ClapNetwork]:
     """The model to train: ``name`` (random init) or ``checkpoint`` (+ ``name`` to choose the architecture),
     ``overrides`` merged, and the text tower from ``text_pretrained`` if given. Weights are checked strictly except
     where the text tower was replaced."""
@@ -65,7 +65,7 @@ def build_model(setup: ModelSetupConfig) -> tuple[ModelConfig, ClapModule]:
         text_config, text_weights = text_tower_from_pretrained(setup.text_pretrained)
         if text_config != config.text:
             config = config.replace(text=text_config, name=f"{config.name}-{text_config.kind}")
-    module = ClapModule(config)
+    module = ClapNetwork(config)
     if state_dict is not None:
         _load_checkpoint_weights(module, state_dict, setup.checkpoint, replaced_text=text_weights is not None)
     if text_weights is not None:
@@ -73,7 +73,7 @@ def build_model(setup: ModelSetupConfig) -> tuple[ModelConfig, ClapModule]:
     return config, module
 
 
-def _load_checkpoint_weights(module: ClapModule, state_dict: dict, source: str, replaced_text: bool) -> None:
+def _load_checkpoint_weights(module: ClapNetwork, state_dict: dict, source: str, replaced_text: bool) -> None:
     if not replaced_text:
         load_state_dict_strict(module, state_dict, source)
         return
@@ -87,7 +87,7 @@ def _load_checkpoint_weights(module: ClapModule, state_dict: dict, source: str, 
                  ", ".join(fresh[:4]))
 
 
-def _load_text_weights(module: ClapModule, weights: dict[str, torch.Tensor], source: str) -> None:
+def _load_text_weights(module: ClapNetwork, weights: dict[str, torch.Tensor], source: str) -> None:
     result = module.text_tower.load_state_dict(weights, strict=False)
     unused_pooler = module.text_tower.config.pooling not in ("pooler", "eot")
     missing = [k for k in result.missing_keys if not (unused_pooler and ".pooler." in f".{k}")]
@@ -97,7 +97,7 @@ def _load_text_weights(module: ClapModule, weights: dict[str, torch.Tensor], sou
                               f"{unexpected[:6]}")
 
 
-def add_logit_bias(config: ModelConfig, module: ClapModule, init_scale: float = 10.0,
+def add_logit_bias(config: ModelConfig, module: ClapNetwork, init_scale: float = 10.0,
                    init_bias: float = -10.0) -> ModelConfig:
     """Give ``module`` SigLIP's learnable ``logit_bias`` (at ``init_bias``) and reset its logit scales to
     ``log(init_scale)``, for training with the sigmoid loss; a module that has a bias already keeps both. Returns the
@@ -116,14 +116,14 @@ def add_logit_bias(config: ModelConfig, module: ClapModule, init_scale: float = 
     return config
 
 
-def freeze_towers(module: ClapModule, freeze_audio: bool, freeze_text: bool) -> None:
+def freeze_towers(module: ClapNetwork, freeze_audio: bool, freeze_text: bool) -> None:
     """Stop gradients into the frozen towers (their projections still train)."""
     for tower, frozen in ((module.audio_tower, freeze_audio), (module.text_tower, freeze_text)):
         for parameter in tower.parameters():
             parameter.requires_grad_(not frozen)
 
 
-def set_train_mode(module: ClapModule, freeze_audio: bool, freeze_text: bool) -> None:
+def set_train_mode(module: ClapNetwork, freeze_audio: bool, freeze_text: bool) -> None:
     """Training mode, except frozen towers stay in eval mode (fixed batch-norm statistics, no dropout)."""
     module.train()
     if freeze_audio:

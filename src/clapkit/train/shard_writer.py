@@ -17,14 +17,15 @@ import soundfile
 
 from clapkit.audio.io import load_audio
 from clapkit.errors import AudioError, ClapkitError
+from clapkit.files import commit, temporary_beside, write_text_atomic
 from clapkit.train.data import (
     ItemChecks,
     Manifest,
     ManifestEntry,
     SkipCounter,
+    as_manifest,
     audio_error_reason,
     log,
-    read_manifest,
 )
 
 
@@ -92,12 +93,7 @@ def write_shards(
     ``max_items_per_shard`` items, are written to a temporary name and renamed when complete, and are listed with
     their sizes in ``sizes.json``. ``workers`` > 1 decodes in that many processes (output order is unchanged).
     """
-    if isinstance(source, Manifest):
-        manifest = source
-    elif isinstance(source, (str, os.PathLike)):
-        manifest = read_manifest(source, root=root)
-    else:
-        manifest = Manifest(list(source), SkipCounter(), "entries")
+    manifest = as_manifest(source, root)
     if max_items_per_shard < 1:
         raise ClapkitError(f"max_items_per_shard must be at least 1, got {max_items_per_shard}")
     out = Path(out_dir)
@@ -118,7 +114,7 @@ def write_shards(
         nonlocal tar
         if tar is not None:
             tar.close()
-            os.replace(tmp_path, final_path)
+            commit(tmp_path, final_path)
             result.shards.append(final_path)
             tar = None
 
@@ -132,7 +128,7 @@ def write_shards(
             if tar is None or sizes[final_path.name] >= max_items_per_shard:
                 close_shard()
                 final_path = out / f"{prefix}-{len(result.shards):06d}.tar"
-                tmp_path = final_path.with_suffix(".tar.tmp")
+                tmp_path = temporary_beside(final_path)
                 tar = tarfile.open(tmp_path, "w", format=tarfile.PAX_FORMAT)
                 sizes[final_path.name] = 0
             extension, data, metadata = payload
@@ -143,7 +139,7 @@ def write_shards(
             result.items += 1
     close_shard()
     result.sizes_path = out / "sizes.json"
-    result.sizes_path.write_text(json.dumps(sizes, indent=1) + "\n")
+    write_text_atomic(result.sizes_path, json.dumps(sizes, indent=1) + "\n")
     log.info("wrote %d items in %d shards to %s (skipped: %s)", result.items, len(result.shards), out,
              result.skipped.summary())
     return result

@@ -38,6 +38,7 @@ import torch.utils.data
 
 from clapkit.audio.io import load_audio, prepare_waveform
 from clapkit.errors import AudioError, ClapkitError
+from clapkit.inputs import AUDIO_EXTENSIONS
 from clapkit.train.data import (
     ItemChecks,
     SkipCounter,
@@ -52,7 +53,8 @@ from clapkit.train.shard_writer import ShardWriteResult, write_shards
 __all__ = ["ShardDataset", "ShardEntry", "ShardWriteResult", "decode_audio_bytes", "list_shards", "scan_shard",
            "write_shards"]
 
-SHARD_AUDIO_EXTENSIONS = ("flac", "wav", "mp3", "ogg", "opus", "oga", "aiff", "aif", "caf", "m4a", "aac", "webm")
+# a shard member's audio: any extension of the one list (FLAC first: what ``write_shards`` stores)
+SHARD_AUDIO_EXTENSIONS = ("flac", *(e[1:] for e in AUDIO_EXTENSIONS if e != ".flac"))
 _BRACES = re.compile(r"\{(\d+)\.\.(\d+)\}")
 
 

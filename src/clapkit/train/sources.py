@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 import logging
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import torch
 
 from clapkit.errors import ConfigError
 from clapkit.train.config import DataConfig
+from clapkit.train.manifests import write_manifest
 
 log = logging.getLogger("clapkit.train")
 
@@ -84,19 +84,12 @@ def holdout_split(dataset, fraction: float, seed: int, sample_rate: int, manifes
         train = ManifestDataset([entries[i] for i in train_index], sample_rate, seed=seed)
         val = ManifestDataset([entries[i] for i in held_index], sample_rate, seed=seed)
         if manifest_path is not None:
-            _write_manifest(manifest_path, [entries[i] for i in held_index])
+            write_manifest([entries[i] for i in held_index], manifest_path)
     else:
         train = torch.utils.data.Subset(dataset, train_index)
         val = torch.utils.data.Subset(dataset, held_index)
     log.info("held out %d of %d clips for validation", held, count)
     return train, val
-
-
-def _write_manifest(path: Path, entries: list) -> None:
-    from clapkit.checkpoints.io import atomic_write
-
-    lines = "".join(json.dumps(entry.to_record(relative_to=path.parent)) + "\n" for entry in entries)
-    atomic_write(path, lambda tmp: Path(tmp).write_text(lines))
 
 
 def _detect_format(path: str) -> str:

@@ -28,7 +28,7 @@ Pour: pouring poured
 Rain: rainfall raining drizzle shower
 Thunderstorm: storm thunderstorm
 Thunder: lightning thunderclap
-Wind: breeze gust gusts windy blizzard
+Wind: windstorm breeze gust gusts windy blizzard
 Ocean: sea seashore coast beach
 Waves, surf: wave surf
 Stream: river brook creek
@@ -65,7 +65,7 @@ Snake: snakes rattlesnake serpent
 Roaring cats (lions, tigers): lion lions tiger tigers leopard jaguar panther
 Roar: roars roaring
 Growling: growl growls snarl
-Wild animals: elephant elephants monkey monkeys ape gorilla chimp bear bears deer moose elk camel rhino hippo
+Wild animals: panda elephant elephants monkey monkeys ape gorilla chimp bear bears deer moose elk camel rhino hippo
   giraffe zebra walrus sealion seal
 Whale vocalization: whale whales dolphin
 Rodents, rats, mice: rat rodent hamster squirrel
@@ -164,10 +164,15 @@ Clang: clank clanks clang
 Percussion: perc
 Beatboxing: beatbox
 Sizzle: sizzling
+Traffic noise, roadway noise: traffic trafic
+Rimshot: sidestick
+Brass instrument: tuba tubas
+Battle cry: warcry
 """
 
 IGNORED = frozenset(
-    "fly flies mouse tank bat bats mine mines pick record space rock rocks metal static echo noise silence drone "
+    "horn horns fly flies mouse tank bat bats mine mines pick record space rock rocks metal static echo noise silence "
+    "drone "
     "loop pulse song jingle country house funk disco opera techno grunge reggae blues jazz ska dub electro".split()
 )
 

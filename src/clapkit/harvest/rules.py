@@ -39,7 +39,7 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     r"asterisk-core-sounds-ru-wav": [(r".", ("speech", "Russian", "female"))],
     r"asterisk-prompt-it-menardi-wav": [(r".", ("speech", "Italian", "female"))],
     r"ktuberling-data": [(r"/sounds/(?P<lang>[a-z]{2,3}(_[a-z]{2})?)/", ("speech", "{lang}", ""))],
-    r"kajongg": [(r"/female\d/", ("speech", "English", "female")), (r"/male\d/", ("speech", "English", "male"))],
+    r"kajongg": [(r"/voices/(?P<lang>[a-z]{2})/(fe)?male\d/", ("speech", "{lang}", ""))],
     r"clapkit-synth-speech": [(r".", ("speech", "English", "", "words"))],
     r"csmash-data": [(r"/(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
                       r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|love|deuce)\.wav$",
@@ -65,7 +65,7 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
                   (r"/actor/mounted/.*step", ("labels", "Clip-clop; Horse")),
                   (r"/resource/mining/", ("labels", "Hammer; Chop"))],
     r"qabcs-data": [(r"/abcs/(?P<lang>[a-z]{2,3})/sounds/", ("speech", "{lang}", ""))],
-    r"fillets-ng-data.*": [(r"/sound/[a-z]{2}/", ("drop", "game voice line (dialogue)"))],
+    r"fillets-ng-data.*": [(r"/sound/([^/]+/)?[a-z]{2}/[^/]+$", ("drop", "game voice line (dialogue)"))],
 }
 _COMPILED = [(re.compile(p), [(re.compile(r, re.IGNORECASE), a) for r, a in rules])
              for p, rules in PACKAGE_RULES.items()]

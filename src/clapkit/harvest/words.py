@@ -15,7 +15,8 @@ GENERIC = frozenset(
     "default stereo mono hz khz bit bits kbps 44100hz 48000hz 22050hz 11025hz 16bit 8bit loop loops looped looping "
     "short long small big large medium huge tiny mini lite light heavy hard soft left right up down in out start "
     "end stop begin final alt var variant version ver take mix edit edited copy raw tmp temp test demo sfxr "
-    "ambient ambience amb environment env sndfx x y z ii iii low high fast slow near far distant close".split()
+    "ambient ambience amb environment env sndfx x y z ii iii low high fast slow near far distant close animal "
+    "animals fauna creature creatures instrument instruments noises".split()
 )
 # words that look like sounds but name something else in game data (UI actions, game events)
 MISLEADING = frozenset(

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "clapkit.commands.data",
     "clapkit.commands.convert",
     "clapkit.commands.index",
+    "clapkit.commands.caption",
 ]
 
 

@@ -129,6 +129,30 @@ class HeadConfig:
 
 
 @dataclass(frozen=True)
+class CaptionConfig:
+    """A captioning head (MS-CLAP's clapcap): the projected audio embedding -> ``prefix_length`` GPT-2 input
+    embeddings (the "prefix"), from which the GPT-2 decoder described by the model's ``text`` config writes a caption.
+
+    ``mapper``: "transformer" (a linear map to ``clip_length`` tokens, concatenated with ``prefix_length`` learned
+    tokens, through ``num_layers`` self-attention layers of ``num_heads`` heads; the learned tokens' outputs are the
+    prefix) or "mlp" (Linear -> Tanh -> Linear of width ``hidden``). ``hidden``: the mapper's MLP width (transformer:
+    each layer's feed-forward). ``normalize_prefix``: L2-normalise the audio embedding first. ``stop_text``: the text
+    whose first token ends a caption (msclap: ' <|endoftext|>', whose first GPT-2 token is the space, id 220).
+    """
+
+    mapper: str = "transformer"
+    prefix_length: int = 40
+    clip_length: int = 40
+    prefix_dim: int = 1024
+    num_layers: int = 8
+    num_heads: int = 8
+    hidden: int = 1536
+    attention_bias: bool = False
+    normalize_prefix: bool = True
+    stop_text: str = " <|endoftext|>"
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     family: str = "laion"  # "laion" | "msclap" | "hf" | "clapkit"
@@ -141,12 +165,17 @@ class ModelConfig:
     separate_logit_scales: bool = True  # LAION: logit_scale_a and logit_scale_t; MS-CLAP: one logit_scale
     logit_bias: bool = False  # a learnable logit bias (trained with the sigmoid loss; embeddings never use it)
     description: str = ""
+    # set for captioning models (MS-CLAP clapcap): ``text`` then describes the GPT-2 decoder, not a text encoder
+    caption: CaptionConfig | None = None
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        if data["caption"] is None:  # CLAP models' configs (and their identity hashes) stay as they were
+            del data["caption"]
+        return data
 
     def to_json(self, path: str | Path) -> None:
         write_text_atomic(path, json.dumps(self.to_dict(), indent=2) + "\n")

@@ -182,6 +182,28 @@ class ClapPipeline:
         mean = stacked.mean(axis=0)
         return mean / np.linalg.norm(mean, axis=1, keepdims=True)
 
+    # -------------------------------------------------------------------------------------------- caption
+    def caption(
+        self,
+        inputs: AudioInput,
+        sample_rate: int | None = None,
+        beam_size: int = 5,
+        entry_length: int = 67,
+        temperature: float = 1.0,
+    ) -> list[str]:
+        """One caption per file or waveform (MS-CLAP's captioning model only: ``clapkit.load(clapcap file)``).
+
+        msclap's ``generate_caption`` rules (beam search with length normalisation, stop token, capitalisation;
+        docs/captioning.md). Deterministic; each clip is captioned on its own, so the result does not depend on the
+        other inputs. A CLAP embedding model raises ``ConfigError``.
+        """
+        from clapkit.captioning import DecodingOptions, can_caption, cannot_caption_message, caption_waveforms
+
+        if not can_caption(self):
+            raise ConfigError(cannot_caption_message(self))
+        waveforms, _ = self.load_waveforms(inputs, sample_rate)
+        return caption_waveforms(self, waveforms, DecodingOptions(beam_size, entry_length, temperature))
+
     # ---------------------------------------------------------------------------------------------- save
     def save(self, directory: str | Path) -> Path:
         """Write ``config.json`` + ``model.safetensors`` (clapkit format) to ``directory``."""

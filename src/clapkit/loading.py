@@ -12,6 +12,7 @@ from clapkit.default_model import NAMES as DEFAULT_NAMES
 from clapkit.default_model import default_parts
 from clapkit.errors import CheckpointError, TokenizerError
 from clapkit.inference import ClapPipeline
+from clapkit.models.caption import CaptionNetwork
 from clapkit.models.clap import ClapNetwork
 from clapkit.registry import get_config, list_models
 
@@ -32,6 +33,7 @@ def load(
     - ``load("630k-audioset-best.pt")``: the family and architecture are detected from the file.
     - ``load("laion-htsat-tiny", weights="630k-best.pt")``: a registry config with weights (checked strictly).
     - ``load("laion-htsat-tiny", weights="random")``: random initialisation (for tests and training from scratch).
+    - ``load("clapcap_weights_2023.pth")``: MS-CLAP's captioning model; ``model.caption(files)`` (docs/captioning.md).
     ``tokenizer``: a local tokenizer directory; without one, BERT-vocabulary towers use the bundled vocab and others
     can still ``encode_text`` pre-tokenised ids. ``fast="int8"``: the audio tower's linear layers in int8
     (``clapkit.fast.accelerate``; inference only, cosine to fp32 > 0.999 on HTSAT; docs/performance.md).
@@ -44,7 +46,7 @@ def load(
         path_or_name = hub.path
         tokenizer = tokenizer if tokenizer is not None else hub.tokenizer
     config, state_dict = _resolve(path_or_name, weights, trust_pickle)
-    module = ClapNetwork(config)
+    module = CaptionNetwork(config) if config.caption is not None else ClapNetwork(config)
     if state_dict is not None:
         load_state_dict_strict(module, state_dict, str(weights or path_or_name))
     from clapkit.tokenizers import load_tokenizer

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from clapkit.checkpoints import hf, laion, laion_export, msclap, native
+from clapkit.checkpoints import clapcap, hf, laion, laion_export, msclap, native
 from clapkit.config import ModelConfig
 from clapkit.errors import CheckpointError
 
@@ -85,8 +85,10 @@ MSCLAP = CheckpointFamily(
     infer_config=lambda state_dict, path: msclap.infer_config(state_dict, path.name),
     to_clapkit=lambda state_dict, config: msclap.to_clapkit(state_dict), save=msclap.save_msclap)
 MSCLAP_CAPTIONING = CheckpointFamily(
-    "clapcap", "MS-CLAP captioning", "clapcap_weights_2023.pth, keys clap.*/gpt.*: recognised, not loaded",
-    msclap.is_clapcap, refuse=msclap.clapcap_error)
+    "clapcap", "MS-CLAP captioning", "clapcap_weights_2023.pth: {'model': ...} with keys clap.*/clap_project.*/gpt.*; "
+    "loads as a captioning model (model.caption)", msclap.is_clapcap, from_clapkit=clapcap.from_clapkit,
+    infer_config=lambda state_dict, path: clapcap.infer_config(state_dict, path.name),
+    to_clapkit=lambda state_dict, config: clapcap.to_clapkit(state_dict))
 HF = CheckpointFamily(
     "hf", "Hugging Face CLAP", "a directory with config.json of model_type 'clap' + model.safetensors or "
     "pytorch_model.bin, e.g. laion/clap-htsat-unfused, laion/larger_clap_general; or its weights file, keys "

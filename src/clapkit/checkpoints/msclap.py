@@ -30,7 +30,7 @@ import torch
 from clapkit.audio.torchlibrosa import torchlibrosa_buffers
 from clapkit.checkpoints.io import atomic_write
 from clapkit.checkpoints.laion import infer_audio_config, strip_module_prefix
-from clapkit.config import ModelConfig
+from clapkit.config import AudioTowerConfig, ModelConfig
 from clapkit.errors import CheckpointError
 from clapkit.registry import get_config
 
@@ -57,16 +57,10 @@ def is_msclap(state_dict: dict[str, torch.Tensor]) -> bool:
 
 
 def is_clapcap(state_dict: dict[str, torch.Tensor]) -> bool:
-    """MS-CLAP's captioning checkpoint (``clapcap_weights_2023.pth``: ``clap.*`` audio encoder + ``gpt.*`` decoder)."""
+    """MS-CLAP's captioning checkpoint (``clapcap_weights_2023.pth``: ``clap.*`` audio encoder + ``gpt.*`` decoder),
+    read by ``checkpoints/clapcap.py``."""
     keys = strip_module_prefix(state_dict).keys()
     return any(k.startswith("clap.base.") for k in keys) and any(k.startswith("gpt.") for k in keys)
-
-
-def clapcap_error(source: str) -> CheckpointError:
-    return CheckpointError(
-        f"{source}: this is MS-CLAP's captioning model (clapcap: an HTSAT audio encoder with a GPT-2 caption "
-        "decoder), not a CLAP embedding model; clapkit loads CLAP_weights_2022.pth and CLAP_weights_2023.pth"
-    )
 
 
 def detect_version(state_dict: dict[str, torch.Tensor], source: str = "checkpoint") -> str:
@@ -107,9 +101,19 @@ def infer_config(state_dict: dict[str, torch.Tensor], source: str = "checkpoint"
     sd = strip_module_prefix(state_dict)
     version = detect_version(sd, source)
     base = get_config(f"ms-clap-{version}")
+    audio = audio_config(base.audio, sd, source)
+    return base.replace(
+        audio=audio,
+        joint_dim=sd["audio_encoder.projection.linear1.weight"].shape[0],
+        description=f"{base.description}; detected from {source}",
+    )
+
+
+def audio_config(base: AudioTowerConfig, sd: dict[str, torch.Tensor], source: str) -> AudioTowerConfig:
+    """``base`` with the audio tower's geometry read from the ``audio_encoder.base.*`` weights of ``sd``."""
     tower = infer_audio_config({"audio_branch." + k: v for k, v in _audio_tower_keys(sd).items()}, source)
-    audio = dataclasses.replace(
-        base.audio,
+    return dataclasses.replace(
+        base,
         embed_dim=tower.embed_dim,
         num_classes=tower.num_classes,
         **(
@@ -118,11 +122,6 @@ def infer_config(state_dict: dict[str, torch.Tensor], source: str = "checkpoint"
             if tower.kind == "htsat"
             else {"variant": tower.variant}
         ),
-    )
-    return base.replace(
-        audio=audio,
-        joint_dim=sd["audio_encoder.projection.linear1.weight"].shape[0],
-        description=f"{base.description}; detected from {source}",
     )
 
 

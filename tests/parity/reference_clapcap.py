@@ -135,8 +135,8 @@ def build_wrapper(variant: str, seed: int):
 def perturb_and_calibrate(wrapper, seed: int) -> None:
     """Every learned tensor (not torchlibrosa's fixed front-end parameters) gets noise: 0.02 std, GPT-2's 0.2 and
     its token/position embeddings 0.3, so its next-token distributions are far from uniform and vary along a caption
-    (a randomly initialised GPT-2 repeats one token); the stop token's row is scaled by 1.6 so that beams stop after a few to a few dozen tokens. Then
-    the HTSAT batch norms get statistics from three clips."""
+    (a randomly initialised GPT-2 repeats one token); the stop token's row is scaled by 1.6 so that some beams stop
+    early. Then the HTSAT batch norms get statistics from three clips."""
     import numpy as np
     import torch
 

@@ -95,7 +95,7 @@ def test_version_from_keys_and_clear_errors(tmp_path):
     assert not msclap.is_msclap({"audio_encoder.base.x": torch.zeros(1)})  # no text encoder, no logit_scale
     clapcap = {"clap.base.htsat.norm.weight": torch.zeros(1), "gpt.transformer.wte.weight": torch.zeros(1)}
     torch.save({"model": clapcap}, tmp_path / "clapcap_weights_2023.pth")
-    with pytest.raises(CheckpointError, match="captioning model"):
+    with pytest.raises(CheckpointError, match="clapcap layout"):  # read as clapcap, and checked
         load_weights(tmp_path / "clapcap_weights_2023.pth")
     with pytest.raises(CheckpointError, match="unexpected MS-CLAP key"):
         msclap.to_clapkit(keys(cnn, bert, "caption_encoder.other.weight"))

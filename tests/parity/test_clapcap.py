@@ -75,7 +75,9 @@ def test_caption_token_ids_and_text(loaded):
         assert ids == expected, f"{variant} {setting['key']}: clapkit {ids} != msclap {expected}"
         assert decode_caption(tokenizer, ids) == setting["text"]
         lengths.add((len(ids), ids[-1] == stop_id))
-    assert len(lengths) > 1  # the settings reach different lengths (stopped and cut), not one degenerate caption
+        assert len(set(ids)) > 5  # not one repeated token (what a randomly initialised GPT-2 writes)
+    if variant == "transformer":  # captions cut by entry_length and one ended by the stop token before it
+        assert (12, False) in lengths and any(stopped and n < 67 for n, stopped in lengths)
 
 
 def test_public_caption_api_matches(loaded):

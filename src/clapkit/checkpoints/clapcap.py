@@ -55,6 +55,8 @@ def gpt2_config(sd: dict[str, torch.Tensor], source: str) -> TextTowerConfig:
         inner = sd["gpt.transformer.h.0.mlp.c_fc.weight"].shape[1]
     except KeyError as exc:
         raise CheckpointError(f"{source}: clapcap layout without GPT-2 tensor {exc.args[0]!r}") from None
+    except ValueError:
+        raise CheckpointError(f"{source}: clapcap layout whose GPT-2 tensors are not matrices") from None
     if width % GPT2_HEAD_WIDTH:
         raise CheckpointError(f"{source}: GPT-2 width {width} is not a multiple of GPT-2's head width 64")
     hf_config = {

@@ -63,7 +63,33 @@ def _update(args: argparse.Namespace, directory: str, remove_missing: bool, verb
         extra_info={"seed": args.seed} if args.weights == "random" else None,
     )
     _report(report, verb)
+    if getattr(args, "captions", None):
+        _captions(args, model, directory)
     return 0
+
+
+INDEX_MODEL = "(the index's model)"
+
+
+def _captions(args: argparse.Namespace, model, directory: str) -> None:
+    """Caption the index's items that have no caption yet, with ``--captions MODEL`` or the index's own model."""
+    import clapkit
+    from clapkit.captioning import DecodingOptions, can_caption, cannot_caption_message
+    from clapkit.index import SoundIndex
+    from clapkit.index.captions import caption_index
+
+    captioner = model if args.captions == INDEX_MODEL else clapkit.load(
+        args.captions, tokenizer=args.caption_tokenizer, device=args.device, trust_pickle=args.trust_pickle)
+    if not can_caption(captioner):
+        print(f"captions skipped: {cannot_caption_message(captioner)}; pass --captions clapcap_weights_2023.pth",
+              file=sys.stderr)
+        return
+    report = caption_index(SoundIndex.open(directory), captioner, DecodingOptions(beam_size=args.caption_beam_size),
+                           progress=not args.no_progress)
+    for failure in report.failures[:20]:
+        print(f"  not captioned {failure.source}: {failure.reason}", file=sys.stderr)
+    print(f"captions: {report.captioned} written, {report.already} already there, {len(report.failures)} failed",
+          file=sys.stderr)
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -167,6 +193,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--store", metavar="DIR", help="embedding store to use (default DIR/embeddings); e.g. one "
                        "written by `clapkit embed`, whose embeddings are then reused")  # fmt: skip
     build.add_argument("--keep-missing", action="store_true", help="keep indexed files that are not among PATHS")
+    build.add_argument("--captions", nargs="?", const=INDEX_MODEL, metavar="MODEL",
+                       help="also write a caption for each sound (shown on the page, searched as text) with MODEL "
+                       "(e.g. clapcap_weights_2023.pth), or with the index's model when it can caption")
+    build.add_argument("--caption-tokenizer", metavar="DIR", help="GPT-2 tokenizer folder of the --captions model")
+    build.add_argument("--caption-beam-size", type=int, default=5, help="beams of the caption search (default: 5)")
     build.add_argument(
         "--approximate-from",
         type=int,

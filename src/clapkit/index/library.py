@@ -7,7 +7,8 @@ Layout of ``DIR`` (documented in ``docs/search-service.md``)::
                            embedding_dim; kind (exact|ivf), nprobe, trained_on; approximate_from; next_id;
                            generation; store (the embedding store the vectors came from)
     vectors-<gen>.faiss    the FAISS index of generation <gen> (ids = item ids)
-    items-<gen>.csv        id,path,duration_seconds   one row per indexed file
+    items-<gen>.csv        id,path,duration_seconds,caption   one row per indexed file (caption: empty unless
+                           ``clapkit index build --captions`` wrote one)
     embeddings/            the embedding store ``clapkit index build`` embeds into (``clapkit embed`` layout)
 
 A change is committed by writing ``vectors-<gen+1>.faiss`` and ``items-<gen+1>.csv`` under temporary names (renamed
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
 import json
 import math
 import os
@@ -46,11 +48,13 @@ class IndexModelMismatchError(ClapkitError):
 
 @dataclass(frozen=True)
 class Item:
-    """An indexed file: its stable ``id``, absolute ``path`` and ``duration_seconds`` (nan if unknown)."""
+    """An indexed file: its stable ``id``, absolute ``path``, ``duration_seconds`` (nan if unknown) and its
+    ``caption`` (None unless the index was built with captions)."""
 
     id: int
     path: str
     duration_seconds: float
+    caption: str | None = None
 
 
 @dataclass(frozen=True)
@@ -233,6 +237,14 @@ class SoundIndex:
         self._reshape()
         return ids
 
+    def set_caption(self, item_id: int, caption: str | None) -> None:
+        """Give an item its caption (committed by :meth:`save`)."""
+        self.items[int(item_id)] = dataclasses.replace(self.items[int(item_id)], caption=caption)
+
+    @property
+    def has_captions(self) -> bool:
+        return any(item.caption for item in self.items.values())
+
     def remove(self, item_ids: Iterable[int]) -> int:
         """Remove items by id (in place in the FAISS index); return how many were removed."""
         ids = [int(i) for i in item_ids if int(i) in self.items]
@@ -285,7 +297,8 @@ def _read_items(path: Path) -> dict[int, Item]:
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     return {
-        int(r["id"]): Item(int(r["id"]), r["path"], float(r["duration_seconds"]) if r["duration_seconds"] else math.nan)
+        int(r["id"]): Item(int(r["id"]), r["path"], float(r["duration_seconds"]) if r["duration_seconds"] else math.nan,
+                           r.get("caption") or None)
         for r in rows
     }
 
@@ -293,8 +306,8 @@ def _read_items(path: Path) -> dict[int, Item]:
 def _write_items(path: Path, items: dict[int, Item]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("id", "path", "duration_seconds"))
+        writer.writerow(("id", "path", "duration_seconds", "caption"))
         for item_id in sorted(items):
             item = items[item_id]
             duration = "" if math.isnan(item.duration_seconds) else f"{item.duration_seconds:.6f}"
-            writer.writerow((item_id, item.path, duration))
+            writer.writerow((item_id, item.path, duration, item.caption or ""))

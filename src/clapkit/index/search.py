@@ -133,6 +133,13 @@ class IndexSearcher:
         return self.model.embed_waveforms([np.asarray(waveform, dtype=np.float32)], batch_size=1)[0]
 
     def search_text(self, text: str, k: int = 10) -> list[Hit]:
+        """Items matching ``text``: by embedding; with captions in the index, caption matches boost and add items
+        (``clapkit.index.captions``); a captioning model (no text encoder) searches the captions alone."""
+        from clapkit.index.captions import search_with_captions
+
+        no_text_encoder = getattr(self.model.config, "caption", None) is not None
+        if no_text_encoder or self.index.has_captions:
+            return search_with_captions(self.index, text, k, None if no_text_encoder else self.embed_text)
         return self.index.search(self.embed_text(text), k)
 
     def search_waveform(self, waveform: np.ndarray, k: int = 10) -> list[Hit]:

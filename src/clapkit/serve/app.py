@@ -127,6 +127,7 @@ def create_app(searcher: IndexSearcher, settings: ServeSettings | None = None) -
             "duration_seconds": duration,
             "audio_url": f"/api/items/{item.id}/audio",
             "long": duration is not None and duration > clip_seconds,
+            "caption": item.caption,
         }
 
     def results(hits: list[Hit], **query) -> dict:

@@ -41,11 +41,13 @@ class ItemOut(BaseModel):
     duration_seconds: float | None
     audio_url: str
     long: bool = Field(description="longer than the model's clip: a timeline of where a text matches is available")
+    caption: str | None = Field(None, description="the sound's caption, when the index was built with --captions")
 
 
 class Result(ItemOut):
     rank: int
-    score: float = Field(description="cosine similarity to the query, in [-1, 1]")
+    score: float = Field(description="cosine similarity to the query, in [-1, 1] (text search in an index with "
+                         "captions: plus 0.2 x the share of the query's words its caption holds)")
 
 
 class SearchResults(BaseModel):

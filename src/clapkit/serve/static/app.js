@@ -66,6 +66,11 @@ function renderResults(data, description) {
     $(".score-bar span", node).style.width = `${Math.max(4, share * 100).toFixed(1)}%`;
     $(".path", node).textContent = result.path;
     $(".duration", node).textContent = formatDuration(result.duration_seconds);
+    if (result.caption) {  // written by a captioning model at index time (clapkit index build --captions)
+      const caption = $(".caption", node);
+      caption.textContent = result.caption.trim();
+      caption.hidden = false;
+    }
     const audio = $("audio", node);
     audio.src = result.audio_url;
     audio.setAttribute("aria-label", `Play ${result.name}`);

@@ -56,7 +56,8 @@ def test_captions_boost_and_find_by_text(micro_model, library, tmp_path):
     assert hits[0].item.id == ids[-1] or plain[hits[0].item.id] > plain[ids[-1]] + CAPTION_BOOST
     only = search_with_captions(index, "metal roof", 5, None)  # a model without a text encoder: captions alone
     assert [h.item.id for h in only] == [ids[-1]] and only[0].score == 1.0
-    with TestClient(create_app(IndexSearcher(index, micro_model), ServeSettings(allowed_hosts=("testserver",)))) as client:
+    app = create_app(IndexSearcher(index, micro_model), ServeSettings(allowed_hosts=("testserver",)))
+    with TestClient(app) as client:
         results = client.get("/api/search", params={"q": "rain"}).json()["results"]
         shown = {r["id"]: r["caption"] for r in results}
         assert shown[ids[-1]] == "Rain falls on a metal roof " and shown[ids[0]] is None

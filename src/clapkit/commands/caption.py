@@ -9,23 +9,23 @@ from __future__ import annotations
 import argparse
 import json
 
-from clapkit.commands import add_model_options, load_model
+from clapkit.commands import add_model_options, load_model, parse_extensions, report_failures
 from clapkit.errors import ClapkitError
 from clapkit.inputs import AUDIO_EXTENSIONS
 
 
 def cmd_caption(args: argparse.Namespace) -> int:
     from clapkit.captioning import DecodingOptions, caption_files
-    from clapkit.commands.inference import _report_failures, _write_rows
+    from clapkit.commands.inference import _write_rows
 
     if not args.paths and not args.files_from:
         raise ClapkitError("no inputs: give audio files, folders or patterns, or --files-from FILE")
     model = load_model(args)
     options = DecodingOptions(args.beam_size, args.entry_length, args.temperature)
-    extensions = tuple("." + e.strip().lstrip(".").lower() for e in args.ext.split(",") if e.strip())
+    extensions = parse_extensions(args.ext)
     result = caption_files(model, args.paths, options, files_from=args.files_from, extensions=extensions,
                            progress=not args.quiet)
-    _report_failures(result.failures)
+    report_failures(result.failures)
     if args.json:
         for path, caption in zip(result.paths, result.captions):
             print(json.dumps({"path": path, "caption": caption}))

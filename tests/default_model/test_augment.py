@@ -60,3 +60,15 @@ def test_balanced_sampler_proportions():
     assert np.isclose(w[90:98].sum(), 0.25) and np.isclose(w[98:].sum(), 0.25)  # packages within a class
     draws = np.random.default_rng(0).choice(100, size=20000, p=w)
     assert abs(np.mean(draws >= 90) - 0.5) < 0.02
+
+
+def test_training_cap_spreads_over_packages():
+    from clapkit.recipes.build import cap_per_class
+
+    rows = [{"audio": f"{c}{p}{i}", "class": c, "source_package": p}
+            for c, n in (("big", 30), ("small", 3)) for p in ("a", "b") for i in range(n if p == "a" else 2)]
+    capped = cap_per_class(rows, 6, 0)
+    big = [r for r in capped if r["class"] == "big"]
+    assert len(big) == 6 and sum(r["source_package"] == "b" for r in big) == 2  # package b gives all it has
+    assert sum(r["class"] == "small" for r in capped) == 5  # under the cap: everything
+    assert capped == [r for r in rows if r in capped] and capped == cap_per_class(rows, 6, 0)

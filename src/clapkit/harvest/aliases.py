@@ -171,7 +171,8 @@ Battle cry: warcry
 """
 
 IGNORED = frozenset(
-    "horn horns fly flies mouse tank bat bats mine mines pick record space rock rocks metal static echo noise silence "
+    "spaceship airship starship horn horns fly flies mouse tank bat bats mine mines pick record space rock rocks "
+    "metal static echo noise silence "
     "drone "
     "loop pulse song jingle country house funk disco opera techno grunge reggae blues jazz ska dub electro".split()
 )

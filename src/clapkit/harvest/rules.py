@@ -13,7 +13,7 @@ import re
 
 MUSIC_DIRS = frozenset("music musics bgm soundtrack soundtracks songs song tracks track jukebox ingame_music".split())
 VOICE_DIRS = frozenset("voice voices vo speech dialog dialogs dialogue dialogues narration narrator narrations "
-                       "taunts taunt announcer announcers tutorial tutorials commentary".split())
+                       "taunts taunt announcer announcers tutorial tutorials commentary coms".split())
 # human sounds that may sit in a voice directory and are not dialogue
 NON_DIALOGUE = ("Laughter", "Screaming", "Cough", "Groan", "Grunt", "Breathing", "Gasp", "Sigh", "Yawn", "Cheering",
                 "Sneeze", "Snoring", "Crying, sobbing", "Whistling", "Burping, eructation", "Hiccup", "Yell", "Shout")
@@ -65,6 +65,8 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
                   (r"/actor/mounted/.*step", ("labels", "Clip-clop; Horse")),
                   (r"/resource/mining/", ("labels", "Hammer; Chop"))],
     r"qabcs-data": [(r"/abcs/(?P<lang>[a-z]{2,3})/sounds/", ("speech", "{lang}", ""))],
+    r"megaglest-data": [(r"_ack\d*\.wav$", ("drop", "game voice line (dialogue)"))],
+    r"hedgewars-data": [(r"/hog_", ("drop", "no label: 'hog' is a hedgehog here (package rule)"))],
     r"fillets-ng-data.*": [(r"/sound/([^/]+/)?[a-z]{2}/[^/]+$", ("drop", "game voice line (dialogue)"))],
 }
 _COMPILED = [(re.compile(p), [(re.compile(r, re.IGNORECASE), a) for r, a in rules])

@@ -147,7 +147,7 @@ def infer_config(state_dict: dict[str, torch.Tensor], source: str = "checkpoint"
 
 
 def to_clapkit(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """LAION keys -> ClapModule keys (weights unchanged)."""
+    """LAION keys -> ClapNetwork keys (weights unchanged)."""
     out = {}
     for key, value in strip_module_prefix(state_dict).items():
         if IGNORED.match(key):
@@ -180,7 +180,7 @@ def _clip_block_to_hf(key: str, value: torch.Tensor) -> dict[str, torch.Tensor]:
 
 
 def from_clapkit(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """ClapModule keys -> LAION keys (inverse of ``to_clapkit`` for the weights it keeps)."""
+    """ClapNetwork keys -> LAION keys (inverse of ``to_clapkit`` for the weights it keeps)."""
     top = {v: k for k, v in _CLIP_TOP.items()}
     block = {v: k for k, v in _CLIP_BLOCK.items()}
     out: dict[str, torch.Tensor] = {}

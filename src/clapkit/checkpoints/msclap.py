@@ -126,7 +126,7 @@ def audio_config(base: AudioTowerConfig, sd: dict[str, torch.Tensor], source: st
 
 
 def to_clapkit(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """MS-CLAP keys -> ClapModule keys (weights unchanged; torchlibrosa and stale transformers buffers dropped)."""
+    """MS-CLAP keys -> ClapNetwork keys (weights unchanged; torchlibrosa and stale transformers buffers dropped)."""
     sd = strip_module_prefix(state_dict)
     out = {"audio_tower." + k: v for k, v in _audio_tower_keys(sd).items()}
     for key, value in sd.items():
@@ -146,7 +146,7 @@ def to_clapkit(state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 def from_clapkit(
     state_dict: dict[str, torch.Tensor], config: ModelConfig, *, frontend_buffers: bool = True
 ) -> dict[str, torch.Tensor]:
-    """ClapModule keys -> MS-CLAP keys: the inverse of ``to_clapkit``, plus (by default) msclap's torchlibrosa
+    """ClapNetwork keys -> MS-CLAP keys: the inverse of ``to_clapkit``, plus (by default) msclap's torchlibrosa
     front-end buffers regenerated from ``config.frontend``, so the result is exactly the state dict msclap's
     ``CLAP`` module has."""
     if config.head.kind != "ms" or config.separate_logit_scales or config.audio.kind not in ("pann", "htsat"):

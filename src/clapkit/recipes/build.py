@@ -52,8 +52,8 @@ def base_model(aisfx: str | Path | None = None, heads: tuple | None = None):
     from clapkit.checkpoints.aisfx import read_aisfx_tower
     from clapkit.checkpoints.pretrained import text_tower_from_pretrained
     from clapkit.config import HeadConfig
-    from clapkit.inference import ClapModel
-    from clapkit.models.clap import ClapModule
+    from clapkit.inference import ClapPipeline
+    from clapkit.models.clap import ClapNetwork
     from clapkit.registry import get_config
     from clapkit.tokenizers import load_tokenizer
 
@@ -62,7 +62,7 @@ def base_model(aisfx: str | Path | None = None, heads: tuple | None = None):
     config = get_config("clapkit-default").replace(text=text_config, joint_dim=text_config.width, head=audio_head,
                                                    text_head=text_head)
     torch.manual_seed(0)
-    module = ClapModule(config)
+    module = ClapNetwork(config)
     module.audio_tower.load_state_dict(read_aisfx_tower(aisfx), strict=True)
     module.text_tower.load_state_dict({k: v for k, v in text_weights.items()
                                        if k in module.text_tower.state_dict()}, strict=True)
@@ -70,19 +70,19 @@ def base_model(aisfx: str | Path | None = None, heads: tuple | None = None):
         missing = module.load_state_dict(heads[0], strict=False).missing_keys
         if any(not k.startswith(("audio_tower.", "text_tower.")) for k in missing):
             raise RuntimeError(f"heads do not fit: {missing}")
-    return ClapModel(module.eval(), config, load_tokenizer(config.text), "cpu")
+    return ClapPipeline(module.eval(), config, load_tokenizer(config.text), "cpu")
 
 
 def load_export(directory: Path):
     from clapkit.default_model import default_parts
-    from clapkit.inference import ClapModel
-    from clapkit.models.clap import ClapModule
+    from clapkit.inference import ClapPipeline
+    from clapkit.models.clap import ClapNetwork
     from clapkit.tokenizers import load_tokenizer
 
     config, state = default_parts(directory)
-    module = ClapModule(config)
+    module = ClapNetwork(config)
     module.load_state_dict(state, strict=True)
-    return ClapModel(module.eval(), config, load_tokenizer(config.text), "cpu")
+    return ClapPipeline(module.eval(), config, load_tokenizer(config.text), "cpu")
 
 
 def cap_per_class(rows: list[dict[str, Any]], cap: int, seed: int) -> list[dict[str, Any]]:

@@ -141,7 +141,7 @@ def train_heads(data: TrainData, options: HeadOptions) -> tuple[Heads, list[floa
 
 
 def export_state(heads: Heads) -> tuple[dict[str, torch.Tensor], HeadConfig, HeadConfig]:
-    """The heads as ``ClapModule`` keys (``audio_projection.*``, ``text_projection.*``, logit scales), with the
+    """The heads as ``ClapNetwork`` keys (``audio_projection.*``, ``text_projection.*``, logit scales), with the
     audio standardisation folded into the first linear layer, and the two head configs. Only an identity text head
     ships (a trained text head saw normalised MiniLM embeddings; the shipped tower gives them un-normalised)."""
     if heads.options.text_head != "identity":

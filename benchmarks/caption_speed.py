@@ -48,7 +48,7 @@ def msclap_worker(args: argparse.Namespace) -> None:
 
     install_offline(Path(args.tokenizer), VOCAB, GPT2_SMALL)
     import torch
-    from msclap import CLAPWrapper
+    from msclap.CLAPWrapper import CLAPWrapper
 
     torch.set_num_threads(args.threads)
     wrapper = CLAPWrapper(model_fp=args.weights, version="clapcap", use_cuda=False)

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -192,8 +190,10 @@ def test_saved_captioner_round_trips(captioner, tmp_path, tokenizer_dir):
                                                                                         entry_length=10)
 
 
-def test_caption_command_skips_bad_files(clapcap_file, tokenizer_dir, tmp_path):
+def test_caption_command_skips_bad_files(clapcap_file, tokenizer_dir, tmp_path, capsys):
     import soundfile as sf
+
+    from clapkit.cli import main
 
     good = []
     for i, clip in enumerate(waves()[:2]):
@@ -201,16 +201,16 @@ def test_caption_command_skips_bad_files(clapcap_file, tokenizer_dir, tmp_path):
         sf.write(good[-1], clip, RATE)
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"not audio at all")
-    command = [sys.executable, "-m", "clapkit.cli", "caption", *map(str, good), str(bad), "--model",
-               str(clapcap_file[0]), "--tokenizer", str(tokenizer_dir), "--entry-length", "8", "--quiet"]
-    done = subprocess.run([*command, "--json"], capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr
-    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    command = ["caption", *map(str, good), str(bad), "--model", str(clapcap_file[0]), "--tokenizer",
+               str(tokenizer_dir), "--entry-length", "8", "--quiet"]
+    assert main([*command, "--json"]) == 0
+    done = capsys.readouterr()
+    lines = [json.loads(line) for line in done.out.splitlines()]
     assert [row["path"] for row in lines] == [str(p) for p in good]
     assert all(row["caption"] for row in lines)
-    assert "broken.wav" in done.stderr and "skipped 1 input" in done.stderr
-    table = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert table.returncode == 0 and table.stdout.splitlines()[0].split() == ["path", "caption"]
-    clap_model = subprocess.run([*command[:5], "--model", "default"],
-                                capture_output=True, text=True, timeout=600)
-    assert clap_model.returncode == 2 and "cannot write captions" in clap_model.stderr
+    assert "broken.wav" in done.err and "skipped 1 input" in done.err
+    assert main(command) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["path", "caption"] and len(table) == 3
+    assert main([*command[:3], "--model", "default"]) == 2
+    assert "cannot write captions" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import numpy as np
 import torch
 
 from clapkit.config import ModelConfig
-from clapkit.errors import AudioError, ConfigError, TokenizerError
+from clapkit.errors import AudioError, ClapkitWarning, ConfigError, TokenizerError
 from clapkit.models.clap import ClapNetwork
 
 AudioInput = Any  # a path, a list of paths, a 1-D/2-D array, or a list of 1-D arrays
@@ -119,6 +120,19 @@ class ClapPipeline:
             features.to(self.device), None if is_longer is None else is_longer.to(self.device)
         )
 
+    def warn_unknown(self, texts: Sequence[str], what: str = "text") -> None:
+        """Warn (:class:`clapkit.errors.ClapkitWarning`) about texts made only of tokens the vocabulary does not
+        know: they all get the same embedding, so their scores mean nothing."""
+        unknown = self.tokenizer.unknown_only(list(texts)) if self.tokenizer is not None else []
+        if unknown:
+            shown = ", ".join(repr(t) for t in unknown[:5]) + (" ..." if len(unknown) > 5 else "")
+            warnings.warn(
+                f"{what}(s) {shown}: the text tower's vocabulary knows none of their tokens (all unknown), so they "
+                "all get the same embedding and their scores mean nothing; use words it knows (English)",
+                ClapkitWarning,
+                stacklevel=3,
+            )
+
     def embed_text(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
         """L2-normalised text embeddings, ``np.ndarray (M, D)``."""
         texts = [texts] if isinstance(texts, str) else list(texts)
@@ -178,6 +192,7 @@ class ClapPipeline:
                 f"prompt templates {templates!r}: each must contain {{}} where the label goes, "
                 "e.g. 'This is a sound of {}.'"
             )
+        self.warn_unknown(labels, "label")
         stacked = np.stack([self.embed_text([t.format(label) for label in labels]) for t in templates])
         mean = stacked.mean(axis=0)
         return mean / np.linalg.norm(mean, axis=1, keepdims=True)

@@ -175,15 +175,25 @@ def embed_files(
     batch_size: int = 8,
     workers: int = DEFAULT_WORKERS,
     prefetch: int = 2,
+    progress: bool = False,
 ) -> EmbeddingResult:
-    """Embed files, folders, patterns and list files in memory (no store); bad inputs are reported, not raised."""
+    """Embed files, folders, patterns and list files in memory (no store); bad inputs are reported, not raised.
+    ``progress``: a bar on stderr (shown once the job has run 2 s)."""
+    from tqdm import tqdm
+
     discovery = discover_inputs(sources, files_from=files_from, extensions=extensions)
     batches = plan_batches(discovery.paths, probe_durations(discovery.paths, workers), batch_size)
     found: dict[str, np.ndarray] = {}
     failures = list(discovery.failures)
-    for done in embed_batches(model, batches, workers=workers, prefetch=prefetch):
-        found.update(zip(done.paths, done.embeddings))
-        failures.extend(done.failures)
+    bar = tqdm(total=len(discovery.paths), unit="file", desc="embed", disable=not progress, delay=2,
+               dynamic_ncols=True)  # fmt: skip
+    try:
+        for done in embed_batches(model, batches, workers=workers, prefetch=prefetch):
+            found.update(zip(done.paths, done.embeddings))
+            failures.extend(done.failures)
+            bar.update(len(done.paths) + len(done.failures))
+    finally:
+        bar.close()
     paths = [p for p in discovery.paths if p in found]
     embeddings = np.stack([found[p] for p in paths]) if paths else np.zeros((0, model.config.joint_dim), np.float32)
     return EmbeddingResult(paths, embeddings, failures)

@@ -17,20 +17,26 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from clapkit.audio.io import prepare_waveform, stream_windows
+from clapkit.audio.io import is_silent, prepare_waveform, stream_windows
 from clapkit.errors import ClapkitError
 from clapkit.files import atomic_write
 
 _DONE = object()
 
 
+FLAT_SPREAD = 0.005  # a score curve whose standard deviation is below this is flat: nothing stands out
+SILENT_NOTE = "the audio is silent (every window below -90 dBFS): nothing in it can match a text"
+
+
 @dataclass
 class WindowBatch:
-    """Embeddings of consecutive windows: ``starts``/``ends`` in seconds, ``embeddings (n, D)``."""
+    """Embeddings of consecutive windows: ``starts``/``ends`` in seconds, ``embeddings (n, D)``, ``silent (n,)``
+    (the window is below -90 dBFS, :func:`clapkit.audio.io.is_silent`)."""
 
     starts: np.ndarray
     ends: np.ndarray
     embeddings: np.ndarray
+    silent: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -45,7 +51,8 @@ class TimeRange:
 @dataclass
 class LocateResult:
     """Similarity over time: one cosine ``scores[i]`` per window ``[starts[i], ends[i])`` (seconds), the
-    ``threshold`` used and the merged ``ranges`` of windows at or above it."""
+    ``threshold`` used and the merged ``ranges`` of windows at or above it. Silent windows (``silent[i]``) are never
+    in a range; ``note`` says why there is none when the audio is silent or the curve flat."""
 
     text: str
     starts: np.ndarray
@@ -53,6 +60,8 @@ class LocateResult:
     scores: np.ndarray
     threshold: float
     ranges: list[TimeRange]
+    silent: np.ndarray | None = None
+    note: str | None = None
 
 
 def window_sizes(model, window_seconds: float | None = None, hop_seconds: float | None = None) -> tuple[int, int]:
@@ -90,7 +99,9 @@ def embed_windows(
 ) -> Iterator[WindowBatch]:
     """Embed ``source`` (a file, or a 1-D/2-D array with ``sample_rate``) window by window, ``batch_size`` at a time.
 
-    Files are streamed: decoding runs in a background thread, at most ``prefetch`` batches ahead of the model."""
+    Files are streamed: decoding runs in a background thread, at most ``prefetch`` batches ahead of the model.
+    Silent windows (below -90 dBFS) are not run through the model: they get the embedding of digital silence of
+    their length (computed once), and ``silent`` marks them, so an hour of silence costs a decode, not a model run."""
     window, hop = window_sizes(model, window_seconds, hop_seconds)
     rate = model.sample_rate
     if isinstance(source, (str, os.PathLike)):
@@ -123,6 +134,7 @@ def embed_windows(
 
     thread = threading.Thread(target=produce, name="clapkit-stream", daemon=True)
     thread.start()
+    quiet_embeddings: dict[int, np.ndarray] = {}
     try:
         while True:
             item = batches.get()
@@ -132,8 +144,17 @@ def embed_windows(
                 raise item
             starts = np.array([s for s, _ in item], dtype=np.int64)
             lengths = np.array([w.size for _, w in item], dtype=np.int64)
-            embeddings = model.embed_waveforms([w for _, w in item], batch_size=len(item))
-            yield WindowBatch(starts / rate, (starts + lengths) / rate, embeddings)
+            silent = np.array([is_silent(w) for _, w in item], dtype=bool)
+            heard = [w for (_, w), quiet in zip(item, silent) if not quiet]
+            embeddings = np.zeros((len(item), model.config.joint_dim), dtype=np.float32)
+            if heard:
+                embeddings[~silent] = model.embed_waveforms(heard, batch_size=len(heard))
+            for i in np.flatnonzero(silent):  # silence never matches: one embedding per length, not one per window
+                size = int(lengths[i])
+                if size not in quiet_embeddings:
+                    quiet_embeddings[size] = model.embed_waveforms([np.zeros(size, np.float32)], batch_size=1)[0]
+                embeddings[i] = quiet_embeddings[size]
+            yield WindowBatch(starts / rate, (starts + lengths) / rate, embeddings, silent)
     finally:
         stop.set()
         thread.join(timeout=5)
@@ -166,11 +187,39 @@ def time_ranges(starts: np.ndarray, ends: np.ndarray, scores: np.ndarray, thresh
 
 def adaptive_threshold(scores: np.ndarray, deviations: float = 2.0) -> float:
     """``mean + deviations * std`` of the scores: windows that stand out from the rest of the recording.
-    ``inf`` (nothing stands out) when all scores are equal."""
+    ``inf`` (nothing stands out) when the curve is flat: a standard deviation below :data:`FLAT_SPREAD` is rounding
+    and model noise over the same sound, not an event."""
     scores = np.asarray(scores, dtype=np.float64)
-    if scores.size == 0 or float(scores.std()) == 0.0:
+    if scores.size == 0 or float(scores.std()) < FLAT_SPREAD:
         return math.inf
     return float(scores.mean() + deviations * scores.std())
+
+
+def score_windows(
+    text: str,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    embeddings: np.ndarray,
+    query: np.ndarray,
+    silent: np.ndarray | None = None,
+    threshold: float | None = None,
+) -> LocateResult:
+    """Score window embeddings against a text embedding and find the ranges at or above ``threshold`` (default:
+    adaptive over the windows that are not silent). Silent windows never match."""
+    scores = embeddings @ query
+    silent = np.zeros(scores.shape, dtype=bool) if silent is None else np.asarray(silent, dtype=bool)
+    heard = ~silent
+    note = None
+    if not heard.any():
+        used, note = math.inf, SILENT_NOTE
+    elif threshold is None:
+        used = adaptive_threshold(scores[heard])
+        if not math.isfinite(used):
+            note = "the similarity is flat over the whole recording: no part stands out (no range)"
+    else:
+        used = float(threshold)
+    ranges = time_ranges(starts[heard], ends[heard], scores[heard], used)
+    return LocateResult(text, starts, ends, scores, used, ranges, silent, note)
 
 
 def locate(
@@ -184,28 +233,50 @@ def locate(
     threshold: float | None = None,
     batch_size: int = 8,
     prefetch: int = 2,
+    progress: bool = False,
 ) -> LocateResult:
     """Where in ``source`` does ``text`` match? Cosine similarity of every window to the text, and the ranges of
-    windows at or above ``threshold`` (default: :func:`adaptive_threshold`, windows standing out from the rest)."""
+    windows at or above ``threshold`` (default: :func:`adaptive_threshold`, windows standing out from the rest).
+    Silent windows never match; silent audio gives no range and a ``note``. ``progress``: a bar on stderr."""
+    model.warn_unknown([text], "text")
     query = model.embed_text([text])[0]
-    starts, ends, scores = [], [], []
-    for batch in embed_windows(
-        model,
-        source,
-        sample_rate=sample_rate,
-        window_seconds=window_seconds,
-        hop_seconds=hop_seconds,
-        batch_size=batch_size,
-        prefetch=prefetch,
-    ):
-        starts.append(batch.starts)
-        ends.append(batch.ends)
-        scores.append(batch.embeddings @ query)
-    start_array, end_array, score_array = (np.concatenate(x) for x in (starts, ends, scores))
-    used = adaptive_threshold(score_array) if threshold is None else float(threshold)
-    return LocateResult(
-        text, start_array, end_array, score_array, used, time_ranges(start_array, end_array, score_array, used)
-    )
+    starts, ends, embeddings, silent = [], [], [], []
+    bar = _window_bar(model, source, window_seconds, hop_seconds, progress)
+    try:
+        for batch in embed_windows(
+            model,
+            source,
+            sample_rate=sample_rate,
+            window_seconds=window_seconds,
+            hop_seconds=hop_seconds,
+            batch_size=batch_size,
+            prefetch=prefetch,
+        ):
+            starts.append(batch.starts)
+            ends.append(batch.ends)
+            embeddings.append(batch.embeddings)
+            silent.append(batch.silent)
+            bar.update(len(batch.starts))
+    finally:
+        bar.close()
+    start_array, end_array, silent_array = np.concatenate(starts), np.concatenate(ends), np.concatenate(silent)
+    return score_windows(text, start_array, end_array, np.concatenate(embeddings), query, silent_array, threshold)
+
+
+def _window_bar(model, source, window_seconds, hop_seconds, enabled: bool):
+    """A progress bar over the windows of ``source`` (total from the file header; stderr; shown after 2 s)."""
+    from tqdm import tqdm
+
+    total = None
+    if enabled and isinstance(source, (str, os.PathLike)):
+        from clapkit.inputs import probe_duration
+
+        seconds = probe_duration(str(source))
+        window, hop = window_sizes(model, window_seconds, hop_seconds)
+        if math.isfinite(seconds):
+            samples = seconds * model.sample_rate
+            total = max(1, math.ceil(max(samples - window, 0) / hop) + 1)
+    return tqdm(total=total, unit="window", desc="locate", disable=not enabled, delay=2, dynamic_ncols=True)
 
 
 def plot_similarity(result: LocateResult, path: str | os.PathLike[str], title: str | None = None) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+from collections.abc import Sequence
 from importlib import metadata, resources
 from pathlib import Path
 
@@ -46,6 +47,19 @@ class TextTokenizer:
             texts, padding="longest", truncation=True, max_length=self.context_length, return_tensors="pt"
         )
         return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+    def unknown_only(self, texts: Sequence[str]) -> list[str]:
+        """The texts this vocabulary knows nothing of: every token is the unknown token (or there are none), so the
+        text tower sees the same input for all of them (e.g. emoji for a BERT vocabulary). Byte-level BPE
+        vocabularies (CLIP, GPT-2, RoBERTa) know every text: always []."""
+        unk = getattr(self.hf_tokenizer, "unk_token_id", None)
+        found = []
+        for text in texts:
+            ids = self.hf_tokenizer(text, add_special_tokens=False)["input_ids"]
+            if not ids or (unk is not None and all(i == unk for i in ids)):
+                found.append(text)
+        return found
 
 
 def validate_captions(texts) -> list[str]:

@@ -67,3 +67,32 @@ def report_failures(failures, what: str = "skipped", shown: int = 20) -> None:
             print(f"  {failure.source}: {failure.reason}", file=sys.stderr)
         if len(failures) > shown:
             print(f"  ... and {len(failures) - shown} more", file=sys.stderr)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (``--top-k 0`` or ``-5`` is refused by the parser, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def add_quiet(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` (alias ``--no-progress``): no progress bar on stderr."""
+    parser.add_argument("--quiet", "--no-progress", dest="no_progress", action="store_true",
+                        help="no progress bar on stderr")  # fmt: skip
+
+
+def require_some(done: int, failures, what: str = "processed") -> None:
+    """The exit rule of every command that takes files: inputs that fail are reported and skipped, and the job
+    exits 0 while at least one input worked; when none did (every input missing or unusable) it is an error
+    (exit 2) listing the first failures."""
+    from clapkit.errors import ClapkitError
+
+    if done == 0 and failures:
+        shown = "; ".join(f"{f.source}: {f.reason}" for f in list(failures)[:5])
+        more = f" (and {len(failures) - 5} more)" if len(failures) > 5 else ""
+        raise ClapkitError(f"no input could be {what}: {shown}{more}")

@@ -6,7 +6,16 @@ import argparse
 import json
 import sys
 
-from clapkit.commands import absolute_if_path, add_model_options, load_model, parse_extensions
+from clapkit.commands import (
+    DEFAULT_MODEL,
+    absolute_if_path,
+    add_model_options,
+    add_quiet,
+    load_model,
+    parse_extensions,
+    positive_int,
+    require_some,
+)
 from clapkit.errors import ClapkitError
 from clapkit.inputs import AUDIO_EXTENSIONS
 
@@ -17,9 +26,9 @@ def _model_for(args: argparse.Namespace, index=None):
     """The model of ``args`` (seeded for --weights random), or the index's recorded one when --model is left out."""
     from clapkit.index.search import load_index_model
 
+    if args.model == FROM_INDEX and index is None:  # a new index: the default model, as every command
+        args.model = DEFAULT_MODEL
     if args.model == FROM_INDEX:
-        if index is None:
-            raise ClapkitError("a new index needs a model: pass --model (and --weights, --tokenizer as needed)")
         return load_index_model(index, device=args.device, trust_pickle=args.trust_pickle)
     return load_model(args)
 
@@ -63,6 +72,7 @@ def _update(args: argparse.Namespace, directory: str, remove_missing: bool, verb
         extra_info={"seed": args.seed} if args.weights == "random" else None,
     )
     _report(report, verb)
+    require_some(report.items, report.failures, "indexed")
     if getattr(args, "captions", None):
         _captions(args, model, directory)
     return 0
@@ -176,9 +186,9 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--ext", default=",".join(e[1:] for e in AUDIO_EXTENSIONS), help="extensions taken from folders"
     )
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: min(4, CPUs))")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(parser)
     add_model_options(parser, default=FROM_INDEX)
     parser.add_argument("--seed", type=int, default=0, help="seed of the initialisation with --weights random")
 

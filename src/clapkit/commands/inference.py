@@ -10,11 +10,21 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import sys
 from pathlib import Path
 
-from clapkit.commands import absolute_if_path, add_model_options, load_model, parse_extensions, report_failures
+from clapkit.commands import (
+    absolute_if_path,
+    add_model_options,
+    add_quiet,
+    load_model,
+    parse_extensions,
+    positive_int,
+    report_failures,
+    require_some,
+)
 from clapkit.errors import ClapkitError
 from clapkit.inputs import AUDIO_EXTENSIONS
 
@@ -31,7 +41,7 @@ def _add_inputs(parser: argparse.ArgumentParser) -> None:
         default=",".join(e[1:] for e in AUDIO_EXTENSIONS),
         help="extensions taken from folders and patterns (default: %(default)s)",
     )
-    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--batch-size", type=positive_int, default=8)
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: min(4, CPUs))")
 
 
@@ -99,6 +109,8 @@ def cmd_embed(args: argparse.Namespace) -> int:
         f"{report.already_done} already done, {len(report.failures)} failed",
         file=sys.stderr,
     )
+    if report.merged and report.stored == 0:
+        require_some(0, report.failures, "embedded")
     if report.merged:
         print(
             f"store {report.directory}: {report.stored} file(s) in embeddings.npy + index.csv"
@@ -135,8 +147,9 @@ def cmd_classify(args: argparse.Namespace) -> int:
     prompts = args.prompt or ["This is a sound of {}."]
     model = load_model(args)
     label_embeddings = model.label_embeddings(labels, prompts)  # fails early on a missing tokenizer or bad prompt
-    result = embed_files(model, args.paths, **kwargs)
+    result = embed_files(model, args.paths, progress=not args.no_progress, **kwargs)
     report_failures(result.failures)
+    require_some(len(result.paths), result.failures, "classified")
     probabilities = model.probabilities(result.embeddings, label_embeddings, args.multi_label)
     ranked = top_labels(probabilities, labels, args.top_k) if result.paths else []
     rows = [
@@ -198,6 +211,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                 raise ClapkitError(f"{failure.source}: {failure.reason}")
             query = result.embeddings[0]
         else:
+            model.warn_unknown([args.query], "query")
             query = model.embed_text([args.query])[0]
     matches = store.search(query, args.top_k, exclude=[args.like] if args.like else ())
     rows = [[rank, f"{m.score:.4f}", m.path] for rank, m in enumerate(matches, 1)]
@@ -223,7 +237,10 @@ def cmd_locate(args: argparse.Namespace) -> int:
         hop_seconds=args.hop,
         threshold=args.threshold,
         batch_size=args.batch_size,
+        progress=not args.no_progress,
     )
+    if result.note:
+        print(f"note: {args.file}: {result.note}", file=sys.stderr)
     how = "given" if args.threshold is not None else "adaptive: mean + 2 std of the windows"
     print(
         f"{args.text!r} in {args.file}: {len(result.scores)} windows; threshold {result.threshold:.4f} ({how}); "
@@ -236,7 +253,8 @@ def cmd_locate(args: argparse.Namespace) -> int:
     document = {
         "file": os.path.abspath(args.file),
         "text": args.text,
-        "threshold": result.threshold,
+        "threshold": result.threshold if math.isfinite(result.threshold) else None,
+        "note": result.note,
         "ranges": [{"start": r.start, "end": r.end, "score": r.score} for r in result.ranges],
         "windows": [
             {"start": float(s), "end": float(e), "score": float(c)}
@@ -264,7 +282,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _add_common(embed)
     embed.add_argument("--out", required=True, help="store folder (created; re-running resumes)")
     embed.add_argument("--prefetch", type=int, default=2, help="batches decoded ahead of the model")
-    embed.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(embed)
     embed.add_argument("--rank", type=int, help="this process's rank (default: $RANK, else 0)")
     embed.add_argument("--world-size", type=int, help="number of processes (default: $WORLD_SIZE, else 1)")
     embed.set_defaults(func=cmd_embed)
@@ -281,15 +299,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="prompt template with {} (repeat to average several); default 'This is a sound of {}.'",
     )
     classify.add_argument("--multi-label", action="store_true", help="a sigmoid per label instead of a softmax")
-    classify.add_argument("--top-k", type=int, default=5)
+    classify.add_argument("--top-k", type=positive_int, default=5, help="labels shown per file (default: 5)")
     classify.add_argument("--format", choices=FORMATS, default="table")
+    add_quiet(classify)
     classify.set_defaults(func=cmd_classify)
 
     search = sub.add_parser("search", help="search an embedding store by text or by a similar sound")
     search.add_argument("query", nargs="?", help="text describing the sound")
     search.add_argument("--like", metavar="FILE", help="find sounds similar to this file")
     search.add_argument("--in", dest="store", required=True, metavar="DIR", help="a store written by clapkit embed")
-    search.add_argument("--top-k", type=int, default=10)
+    search.add_argument("--top-k", type=positive_int, default=10, help="results shown (default: 10)")
     search.add_argument("--format", choices=FORMATS, default="table")
     _add_common(search, FROM_STORE)
     search.set_defaults(func=cmd_search)
@@ -301,9 +320,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--window", type=float, help="window length in seconds (default: the model's clip)")
     where.add_argument("--hop", type=float, help="hop in seconds (default: half the window)")
     where.add_argument("--threshold", type=float, help="cosine similarity a window needs (default: adaptive)")
-    where.add_argument("--batch-size", type=int, default=8)
+    where.add_argument("--batch-size", type=positive_int, default=8)
     where.add_argument("--plot", metavar="PNG", help="also write a plot of the similarity over time")
     where.add_argument("--format", choices=FORMATS, default="table")
+    add_quiet(where)
     where.set_defaults(func=cmd_locate)
 
     sub.add_parser("formats", help="audio formats this machine decodes").set_defaults(func=cmd_formats)

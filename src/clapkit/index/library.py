@@ -7,8 +7,9 @@ Layout of ``DIR`` (documented in ``docs/search-service.md``)::
                            embedding_dim; kind (exact|ivf), nprobe, trained_on; approximate_from; next_id;
                            generation; store (the embedding store the vectors came from)
     vectors-<gen>.faiss    the FAISS index of generation <gen> (ids = item ids)
-    items-<gen>.csv        id,path,duration_seconds,caption   one row per indexed file (caption: empty unless
-                           ``clapkit index build --captions`` wrote one)
+    items-<gen>.csv        id,path,duration_seconds,caption,size,mtime_ns,realpath   one row per indexed file
+                           (caption: empty unless ``clapkit index build --captions`` wrote one; size, mtime_ns,
+                           realpath: the file as indexed, checked before the service reads it)
     embeddings/            the embedding store ``clapkit index build`` embeds into (``clapkit embed`` layout)
 
 A change is committed by writing ``vectors-<gen+1>.faiss`` and ``items-<gen+1>.csv`` under temporary names (renamed
@@ -48,13 +49,37 @@ class IndexModelMismatchError(ClapkitError):
 
 @dataclass(frozen=True)
 class Item:
-    """An indexed file: its stable ``id``, absolute ``path``, ``duration_seconds`` (nan if unknown) and its
-    ``caption`` (None unless the index was built with captions)."""
+    """An indexed file: its stable ``id``, absolute ``path``, ``duration_seconds`` (nan if unknown), its
+    ``caption`` (None unless the index was built with captions) and the ``identity`` of the file when it was indexed
+    (:func:`file_identity`; None in indexes made before it was kept)."""
 
     id: int
     path: str
     duration_seconds: float
     caption: str | None = None
+    identity: tuple[int, int, str] | None = None
+
+    def file_state(self) -> str:
+        """``"ok"``: the file on disk is the one indexed; ``"missing"``; ``"changed"``: another file (replaced,
+        rewritten, or a link to elsewhere) now has this path."""
+        now = file_identity(self.path)
+        if now is None:
+            return "missing"
+        if self.identity is None:  # an older index: at least refuse what a symlink swap would serve
+            return "changed" if os.path.islink(self.path) else "ok"
+        return "ok" if now == self.identity else "changed"
+
+
+def file_identity(path: str) -> tuple[int, int, str] | None:
+    """(size, mtime in ns, real path) of a regular file, None when there is none at ``path``. The real path
+    changes when the file is swapped for a symlink to another file, size or mtime when it is rewritten."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    if not os.path.isfile(path):
+        return None
+    return status.st_size, status.st_mtime_ns, os.path.realpath(path)
 
 
 @dataclass(frozen=True)
@@ -231,7 +256,7 @@ class SoundIndex:
         vectors = np.asarray(embeddings, dtype=np.float32)[keep]
         self.vectors.add(ids, vectors)
         for item_id, i in zip(ids, keep):
-            self.items[item_id] = Item(item_id, paths[i], float(durations[i]))
+            self.items[item_id] = Item(item_id, paths[i], float(durations[i]), identity=file_identity(paths[i]))
             self._by_path[paths[i]] = item_id
         self.info["next_id"] = first + len(keep)
         self._reshape()
@@ -296,18 +321,22 @@ def _read_items(path: Path) -> dict[int, Item]:
         raise ClapkitError(f"{path} is missing: the index is damaged; build it again")
     with open(path, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
-    return {
-        int(r["id"]): Item(int(r["id"]), r["path"], float(r["duration_seconds"]) if r["duration_seconds"] else math.nan,
-                           r.get("caption") or None)
-        for r in rows
-    }
+    return {int(r["id"]): _item(r) for r in rows}
+
+
+def _item(row: dict) -> Item:
+    duration = float(row["duration_seconds"]) if row["duration_seconds"] else math.nan
+    identity = None
+    if row.get("size") and row.get("mtime_ns") and row.get("realpath"):
+        identity = (int(row["size"]), int(row["mtime_ns"]), row["realpath"])
+    return Item(int(row["id"]), row["path"], duration, row.get("caption") or None, identity)
 
 
 def _write_items(path: Path, items: dict[int, Item]) -> None:
     with open(path, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
-        writer.writerow(("id", "path", "duration_seconds", "caption"))
+        writer.writerow(("id", "path", "duration_seconds", "caption", "size", "mtime_ns", "realpath"))
         for item_id in sorted(items):
             item = items[item_id]
             duration = "" if math.isnan(item.duration_seconds) else f"{item.duration_seconds:.6f}"
-            writer.writerow((item_id, item.path, duration, item.caption or ""))
+            writer.writerow((item_id, item.path, duration, item.caption or "", *(item.identity or ("", "", ""))))

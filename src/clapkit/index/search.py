@@ -18,7 +18,7 @@ import numpy as np
 from clapkit.errors import CheckpointError, ClapkitError
 from clapkit.index.library import Hit, SoundIndex
 from clapkit.loading import load_reproducibly
-from clapkit.locate import LocateResult, adaptive_threshold, embed_windows, time_ranges
+from clapkit.locate import LocateResult, embed_windows, score_windows
 
 DEFAULT_PROMPT = "This is a sound of {}."
 MAX_LABELS = 1000
@@ -119,7 +119,7 @@ class IndexSearcher:
         self._labels = list(labels) if labels is not None else None
         self._label_embeddings: np.ndarray | None = None
         self._label_lock = threading.Lock()
-        self._windows: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
+        self._windows: OrderedDict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = OrderedDict()
         self._windows_size = max(1, int(timeline_cache))
         self._windows_lock = threading.Lock()
         self._item_locks: dict[int, threading.Lock] = {}
@@ -177,7 +177,7 @@ class IndexSearcher:
         return [Tag(labels[i], float(probabilities[i])) for i in order]
 
     # ---------------------------------------------------------------------------------------------- timeline
-    def _window_embeddings(self, item_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _window_embeddings(self, item_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         with self._windows_lock:
             if item_id in self._windows:
                 self._windows.move_to_end(item_id)
@@ -187,12 +187,13 @@ class IndexSearcher:
             with self._windows_lock:
                 if item_id in self._windows:
                     return self._windows[item_id]
-            starts, ends, embeddings = [], [], []
+            starts, ends, embeddings, silent = [], [], [], []
             for batch in embed_windows(self.model, self.index.items[item_id].path):
                 starts.append(batch.starts)
                 ends.append(batch.ends)
                 embeddings.append(batch.embeddings)
-            value = (np.concatenate(starts), np.concatenate(ends), np.concatenate(embeddings))
+                silent.append(batch.silent)
+            value = tuple(np.concatenate(x) for x in (starts, ends, embeddings, silent))
         with self._windows_lock:
             self._windows[item_id] = value
             self._item_locks.pop(item_id, None)
@@ -206,7 +207,5 @@ class IndexSearcher:
         embeddings are cached per file, so asking again with another text costs one text embedding."""
         if int(item_id) not in self.index.items:
             raise ClapkitError(f"no item with id {item_id}")
-        starts, ends, embeddings = self._window_embeddings(int(item_id))
-        scores = embeddings @ self.embed_text(text)
-        used = adaptive_threshold(scores) if threshold is None else float(threshold)
-        return LocateResult(text, starts, ends, scores, used, time_ranges(starts, ends, scores, used))
+        starts, ends, embeddings, silent = self._window_embeddings(int(item_id))
+        return score_windows(text, starts, ends, embeddings, self.embed_text(text), silent, threshold)

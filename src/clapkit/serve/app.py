@@ -140,6 +140,17 @@ def create_app(searcher: IndexSearcher, settings: ServeSettings | None = None) -
             raise HTTPException(404, f"no item with id {item_id} in this index")
         return item
 
+    def on_disk(item: Item) -> None:
+        """Only the file that was indexed is read: 404 when it is gone, 410 when another file has its path."""
+        state = item.file_state()
+        if state == "missing":
+            raise HTTPException(404, f"item {item.id}'s file is no longer on disk")
+        if state == "changed":
+            raise HTTPException(
+                410, f"item {item.id}'s file was replaced or changed since it was indexed (another file, a link to "
+                "elsewhere, or new content); re-index it: clapkit index remove, then clapkit index add"
+            )
+
     def read_upload(file: UploadFile):
         name = os.path.basename(file.filename or "upload")[:200] or "upload"
         data = file.file.read(settings.max_upload_bytes + 1)
@@ -204,7 +215,7 @@ def create_app(searcher: IndexSearcher, settings: ServeSettings | None = None) -
         tags = searcher.tags(index.embedding(item_id), _labels(labels, settings.max_labels), k)
         return {"item_id": item_id, "tags": [vars(t) for t in tags]}
 
-    @app.get("/api/items/{item_id}/timeline", response_model=schemas.Timeline, responses=_errors(404, 422),
+    @app.get("/api/items/{item_id}/timeline", response_model=schemas.Timeline, responses=_errors(404, 410, 422),
              summary="Where in a (long) file a text matches")
     def timeline(item_id: int = item_path, q: str = text_query) -> dict:
         item = known(item_id)
@@ -214,8 +225,7 @@ def create_app(searcher: IndexSearcher, settings: ServeSettings | None = None) -
                 f"{os.path.basename(item.path)} is {item.duration_seconds:.0f} s long; timelines are limited to "
                 f"{settings.max_timeline_seconds:g} s (clapkit serve --max-timeline-seconds)",
             )
-        if not os.path.isfile(item.path):
-            raise HTTPException(404, f"item {item_id}'s file is no longer on disk")
+        on_disk(item)
         located = searcher.timeline(item_id, q)
         windows = zip(located.starts, located.ends, located.scores)
         spans = [{"start": float(s), "end": float(e), "score": float(c)} for s, e, c in windows]
@@ -227,6 +237,7 @@ def create_app(searcher: IndexSearcher, settings: ServeSettings | None = None) -
             "best": max(spans, key=lambda span: span["score"]) if spans else None,
             "windows": spans,
             "ranges": [vars(r) for r in located.ranges],
+            "note": located.note,
         }
 
     @app.get(
@@ -235,18 +246,17 @@ def create_app(searcher: IndexSearcher, settings: ServeSettings | None = None) -
         responses={
             200: {"content": {"audio/*": {}}, "description": "the whole file"},
             206: {"content": {"audio/*": {}}, "description": "the requested byte range"},
-            **_errors(404, 416, 422),
+            **_errors(404, 410, 416, 422),
         },
         summary="The audio file (HTTP range requests supported)",
     )
     def audio(request: Request, item_id: int = item_path) -> AudioFileResponse:
         item = known(item_id)
+        on_disk(item)
         try:
             status = os.stat(item.path)
         except OSError:
-            status = None
-        if status is None or not os.path.isfile(item.path):
-            raise HTTPException(404, f"item {item_id}'s file is no longer on disk")
+            raise HTTPException(404, f"item {item_id}'s file is no longer on disk") from None
         check_range(request.headers.get("range"), status.st_size)
         suffix = Path(item.path).suffix.lower()
         media_type = AUDIO_TYPES.get(suffix) or mimetypes.guess_type(item.path)[0] or "application/octet-stream"

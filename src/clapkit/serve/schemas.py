@@ -83,3 +83,4 @@ class Timeline(BaseModel):
     best: TimeSpan | None = Field(description="the best-scoring window")
     windows: list[TimeSpan]
     ranges: list[TimeSpan] = Field(description="windows that stand out from the rest of the file, joined")
+    note: str | None = Field(None, description="why there is no range: the audio is silent, or nothing stands out")

@@ -12,6 +12,7 @@ import soundfile
 from fastapi import HTTPException
 
 from clapkit.audio.io import prepare_waveform
+from clapkit.audio.probe import HEAD_BYTES, captured_stderr, check_complete, looks_like_audio
 from clapkit.errors import AudioError
 
 MULTIPART_OVERHEAD = 64 * 1024  # room for the multipart boundaries and the form's other fields
@@ -72,17 +73,19 @@ def decode_upload(data: bytes, name: str, target_rate: int, max_seconds: float) 
     if not data:
         raise HTTPException(422, f"{name}: the uploaded file is empty")
     try:
-        with soundfile.SoundFile(io.BytesIO(data)) as audio:
+        with captured_stderr(), soundfile.SoundFile(io.BytesIO(data)) as audio:
             rate = audio.samplerate
+            check_complete(io.BytesIO(data), audio.frames, float(rate), name)
             if audio.frames > 0 and audio.frames / rate > max_seconds:
                 raise HTTPException(413, _too_long(name, audio.frames / rate, max_seconds))
             samples = audio.read(frames=int(max_seconds * rate) + 1, dtype="float32", always_2d=True)
     except HTTPException:
         raise
+    except AudioError as exc:  # a WAV cut short of its header's length
+        raise HTTPException(422, str(exc)) from None
     except Exception:  # libsndfile's errors, and whatever a malformed header makes it raise
-        raise HTTPException(
-            415, f"{name}: not an audio file clapkit can decode from an upload; send {ACCEPTED_FORMATS}"
-        ) from None
+        what = "not an audio file" if not looks_like_audio(data[:HEAD_BYTES]) else "audio clapkit cannot decode"
+        raise HTTPException(415, f"{name}: {what} (uploads go to libsndfile only); send {ACCEPTED_FORMATS}") from None
     if len(samples) / rate > max_seconds:
         raise HTTPException(413, _too_long(name, len(samples) / rate, max_seconds, at_least=True))
     if not len(samples):

@@ -12,7 +12,3 @@ PY=${PYTHON:-python3}
 # aiSFX's pretrained sound-effects CNN starts the default model's recipe (`clapkit recipe default-model`); its own pins
 # (numpy 1.23, librosa 0.9) would break the environment and it is never imported, so: no dependencies
 .venv/bin/pip install -q --disable-pip-version-check --no-deps aisfx==0.1.2
-# the browser test (tests/serve/test_browser.py) drives Debian's Chromium with Selenium; install it once, as root (CI)
-if { [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; } && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver
-fi

@@ -124,7 +124,14 @@ def _expand(source: str, extensions: Sequence[str], recursive: bool) -> tuple[li
         if not found:
             return [], Failure(source, "pattern matched no audio files; check the pattern (quote it in the shell)")
         return found, None
-    if os.path.lexists(source):
+    if os.path.lexists(source):  # a broken or looping link, a pipe, a path this user may not look into
+        from clapkit.audio.probe import check_file
+        from clapkit.errors import AudioError
+
+        try:
+            check_file(source)
+        except AudioError as exc:
+            return [], Failure(source, exc.reason)
         return [], Failure(source, "not a regular file or folder (broken link or special file)")
     return [], Failure(source, "file not found; check the path")
 
@@ -165,8 +172,11 @@ def discover_inputs(
 
 def probe_duration(path: str) -> float:
     """Duration in seconds from the file header (cheap: no decoding); ``nan`` when the header cannot be read."""
+    from clapkit.audio.probe import captured_stderr
+
     try:
-        info = soundfile.info(path)
+        with captured_stderr():  # the MP3 decoder's notes about a non-audio file: reported when it is decoded
+            info = soundfile.info(path)
     except Exception:  # unreadable headers are reported when the file is decoded
         return math.nan
     if info.samplerate <= 0 or info.frames < 0:

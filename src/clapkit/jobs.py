@@ -38,6 +38,7 @@ from clapkit.store import Part, merge_parts, prepare_store, read_state, write_pa
 from clapkit.version import __version__
 
 DEFAULT_WORKERS = min(4, os.cpu_count() or 1)
+PROGRESS_DELAY_SECONDS = 2.0  # progress bars appear once a job has run this long (short jobs stay quiet)
 
 
 # ----------------------------------------------------------------------------------------------------- sharding
@@ -185,8 +186,8 @@ def embed_files(
     batches = plan_batches(discovery.paths, probe_durations(discovery.paths, workers), batch_size)
     found: dict[str, np.ndarray] = {}
     failures = list(discovery.failures)
-    bar = tqdm(total=len(discovery.paths), unit="file", desc="embed", disable=not progress, delay=2,
-               dynamic_ncols=True)  # fmt: skip
+    bar = tqdm(total=len(discovery.paths), unit="file", desc="embed", disable=not progress,
+               delay=PROGRESS_DELAY_SECONDS, dynamic_ncols=True)  # fmt: skip
     try:
         for done in embed_batches(model, batches, workers=workers, prefetch=prefetch):
             found.update(zip(done.paths, done.embeddings))

@@ -276,7 +276,10 @@ def _window_bar(model, source, window_seconds, hop_seconds, enabled: bool):
         if math.isfinite(seconds):
             samples = seconds * model.sample_rate
             total = max(1, math.ceil(max(samples - window, 0) / hop) + 1)
-    return tqdm(total=total, unit="window", desc="locate", disable=not enabled, delay=2, dynamic_ncols=True)
+    from clapkit.jobs import PROGRESS_DELAY_SECONDS
+
+    return tqdm(total=total, unit="window", desc="locate", disable=not enabled, delay=PROGRESS_DELAY_SECONDS,
+                dynamic_ncols=True)  # fmt: skip
 
 
 def plot_similarity(result: LocateResult, path: str | os.PathLike[str], title: str | None = None) -> None:

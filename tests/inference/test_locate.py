@@ -104,7 +104,8 @@ def test_locate_command_prints_ranges_and_writes_a_plot(tmp_path, micro_model_di
 _MEASURE = """
 import resource, sys
 from clapkit.cli import main
-code = main(["locate", sys.argv[1], "glass breaking", "--model", sys.argv[2], "--format", "csv", "--threshold", "2"])
+code = main(["locate", sys.argv[1], "glass breaking", "--model", sys.argv[2], "--format", "csv", "--threshold", "2",
+             "--quiet"])
 print("PEAK_RSS_KB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
 sys.exit(code)
 """

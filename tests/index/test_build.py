@@ -117,5 +117,5 @@ def test_cli_build_info_add_remove(tmp_path, micro_model_dir, capsys):
     assert capsys.readouterr().out.strip() == str(library / "animals" / "bark-000.wav")
     assert cli.main(["index", "info", str(tmp_path / "nope")]) == 2
     assert "not a sound index" in capsys.readouterr().err
-    assert cli.main(["index", "build", str(library), "--out", str(tmp_path / "new")]) == 2
-    assert "needs a model" in capsys.readouterr().err
+    assert cli.main(["index", "build", str(library / "weather"), "--out", str(tmp_path / "new"), "--quiet"]) == 0
+    assert SoundIndex.open(tmp_path / "new").model["source"] == "default"  # a new index: the default model

@@ -6,8 +6,8 @@
 
 The driver writes one JSON command per line and reads one JSON answer per line. The reference side builds
 LAION HTSAT-tiny + RoBERTa and transformers' ``ClapModel(ClapConfig())`` with seed-0 random weights (through
-``../shared/refs``) and saves them to ``DIR`` (a LAION training checkpoint, a ``save_pretrained`` directory); the
-clapkit sides load exactly those files with ``clapkit.load``. Every side builds the same inputs from fixed seeds, so
+``tests/parity/offline.py``) and saves them to ``DIR`` (a LAION training checkpoint, a ``save_pretrained`` directory);
+the clapkit sides load exactly those files with ``clapkit.load``. Every side builds the same inputs from fixed seeds, so
 the tasks below are the same work on both sides:
 
   audio_b1, audio_b8   10 s clips (48 kHz numpy) through the public waveform API: laion_clap
@@ -78,24 +78,27 @@ class Reference:
     """laion_clap HTSAT-tiny + RoBERTa and transformers ClapModel, seed-0 random weights, saved for clapkit."""
 
     def __init__(self, workdir: Path):
-        refs = Path(os.environ.get("CLAPKIT_SHARED_REFS", ROOT.parent / "shared" / "refs"))
-        sys.path.insert(0, str(refs))
-        import offline_shims
+        sys.path.insert(0, str(ROOT / "tests" / "parity"))
+        import offline  # the parity references' offline stand-ins (no hub, stand-in RoBERTa vocabulary)
 
-        offline_shims.install()
-        import ref_models
+        offline.install()
+        import laion_clap
         import torch
+        from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, RobertaTokenizerFast
 
         self.torch = torch
-        self.laion = ref_models.build_laion(False, "HTSAT-tiny", seed=0)
-        self.hf = ref_models.build_hf(seed=0)
-        self.module = self.laion.extra["module"]
-        state = {"module." + k: v for k, v in self.laion.model.state_dict().items()}
+        torch.manual_seed(0)
+        self.module = laion_clap.CLAP_Module(enable_fusion=False, amodel="HTSAT-tiny", tmodel="roberta", device="cpu")
+        self.module.model.eval()
+        torch.manual_seed(0)
+        self.hf_model = ClapModel(ClapConfig()).eval()
+        self.hf_tokenizer = RobertaTokenizerFast.from_pretrained("roberta-base")
+        state = {"module." + k: v for k, v in self.module.model.state_dict().items()}
         torch.save({"epoch": 1, "name": "compare", "state_dict": state}, workdir / "laion_htsat_tiny.pt")
         hf_dir = workdir / "hf_clap"
-        self.hf.model.save_pretrained(hf_dir)
-        self.hf.extra["feature_extractor"].save_pretrained(hf_dir)
-        self.hf.extra["tokenizer"].save_pretrained(hf_dir)
+        self.hf_model.save_pretrained(hf_dir)
+        ClapFeatureExtractor().save_pretrained(hf_dir)
+        self.hf_tokenizer.save_pretrained(hf_dir)
         (workdir / "READY").touch()
         self.train = None
 
@@ -103,7 +106,9 @@ class Reference:
         if task.startswith("audio"):
             return self.module.get_audio_embedding_from_data(inputs, use_tensor=False)
         if task == "text_b32":
-            return self.hf.api_text(inputs).numpy()
+            tokens = self.hf_tokenizer(inputs, padding=True, return_tensors="pt")
+            features = self.hf_model.get_text_features(tokens["input_ids"], tokens["attention_mask"])
+            return features.detach().numpy()
         return self.module.get_text_embedding(inputs, use_tensor=True).numpy()
 
     def train_step(self):
@@ -111,10 +116,10 @@ class Reference:
         if self.train is None:
             from laion_clap.clap_module.loss import ClipLoss
 
-            clap = self.laion.model
+            clap = self.module.model
             audio = {"waveform": torch.from_numpy(waveforms(8, 101)),
                      "longer": torch.zeros(8, 1, dtype=torch.bool)}
-            text = dict(self.laion.tokenize(captions(8, 7)))
+            text = dict(self.module.tokenizer(captions(8, 7)))
             loss_fn = ClipLoss(mlp_loss=False)
             optimizer = torch.optim.AdamW([p for p in clap.parameters() if p.requires_grad], lr=1e-5)
 

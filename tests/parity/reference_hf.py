@@ -2,7 +2,7 @@
 
 Run with the REFERENCE environment's Python (transformers 4.57.6, laion_clap 1.1.7), never imported by clapkit:
 
-    .venv-ref/bin/python tests/parity/reference_hf.py --out .cache/parity
+    .venv-ref/bin/python tests/parity/reference_hf.py --out DIR
 
 Writes, per model, a directory as a user would have it from the hub (``config.json``, weights,
 ``preprocessor_config.json``, tokenizer files) and ``<name>.npz`` with inputs and reference outputs:
@@ -12,8 +12,9 @@ Writes, per model, a directory as a user would have it from the hub (``config.js
 - ``hf_clap_fused``: ``enable_fusion=True``, ``pytorch_model.bin``, ``ClapFeatureExtractor(frequency_min=50)``
   (truncation "fusion", as the released fused checkpoint's processor uses 50 Hz).
 
-Every weight, bias, batch-norm statistic and relative-position table is perturbed after HF's initialisation (which
-zeroes biases and position tables), so a wrong q/k/v split or a dropped buffer cannot hide.
+Built offline (``offline.py``); every learned tensor is perturbed after HF's initialisation (which zeroes biases and
+relative-position tables), batch norms calibrated on test signals, ``logit_scale_a``/``logit_scale_t`` set to distinct
+values (``refkit.py``), so a wrong q/k/v split, a swapped norm or a dropped buffer cannot hide.
 
 Second mode, used by ``tests/parity/test_hf.py`` on files clapkit exported:
 ``--check-hf DIR --inputs X.npz --result Y.npz`` loads DIR with ``ClapModel.from_pretrained`` and
@@ -25,87 +26,65 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-REFS = Path(__import__("os").environ.get("CLAPKIT_SHARED_REFS", ROOT.parent / "shared" / "refs"))
-sys.path.insert(0, str(REFS))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import offline  # noqa: E402
 
-import os  # noqa: E402
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-from transformers import PreTrainedModel  # noqa: E402
-
-# the shims replace from_pretrained (hub ids -> random models); exported directories need the real one
-REAL_FROM_PRETRAINED = PreTrainedModel.from_pretrained.__func__
-
-import offline_shims  # noqa: E402
-
-offline_shims.install()
+offline.install()
 
 import numpy as np  # noqa: E402
+import refkit  # noqa: E402
 import torch  # noqa: E402
-from reference_laion import CAPTIONS, waveforms  # noqa: E402
 
-FORMAT_VERSION = 1
+RATE = 48000
+CLIPS = {"a": (3.0, 21), "b": (10.0, 22)}  # name -> (seconds, seed)
+LONG = (13.0, 23)
 MODELS = {"hf_clap_unfused": False, "hf_clap_fused": True}
-
-
-def perturb(model: torch.nn.Module, seed: int) -> None:
-    """Make every float tensor non-trivial (HF zero-initialises biases and relative-position tables)."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if not tensor.is_floating_point():
-                continue
-            noise = torch.randn(tensor.shape, generator=gen)
-            if name.startswith("logit_scale"):
-                tensor.fill_(math.log(1 / 0.07) + (0.1 if name.endswith("_a") else -0.2))
-            elif name.endswith("running_var"):
-                tensor.copy_(0.5 + torch.rand(tensor.shape, generator=gen))
-            elif name.endswith("running_mean"):
-                tensor.copy_(0.1 * noise)
-            else:
-                tensor.add_(0.02 * noise)
+SCALES = {False: {"logit_scale_a": 19.0, "logit_scale_t": 33.0}, True: {"logit_scale_a": 27.0, "logit_scale_t": 12.5}}
 
 
 def build(name: str, fusion: bool, out: Path) -> dict:
-    import ref_models
-    from transformers import ClapFeatureExtractor
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel, RobertaTokenizerFast
 
-    ref = ref_models.build_hf(seed=0, fusion=fusion)
-    model, tokenizer = ref.model.eval(), ref.extra["tokenizer"]
-    perturb(model, seed=1 + int(fusion))
+    torch.manual_seed(7 + int(fusion))
+    model = ClapModel(ClapConfig(audio_config={"enable_fusion": True}) if fusion else ClapConfig()).eval()
+    tokenizer = RobertaTokenizerFast.from_pretrained("roberta-base")  # the stand-in vocabulary (offline.py)
     extractor = ClapFeatureExtractor(frequency_min=50, truncation="fusion") if fusion else ClapFeatureExtractor(
         truncation="rand_trunc"
     )
+    changed = refkit.perturb(model, seed=31 + int(fusion))
+    refkit.set_logit_scales(model, **SCALES[fusion])
+    refkit.check_every_parameter_distinct(model)
+    calibration = list(refkit.calibration_batch(RATE, 4.0, count=3)) + refkit.long_calibration(RATE, LONG[0])
+    np.random.seed(1)
+    calib = extractor(calibration if fusion else calibration[:3], sampling_rate=RATE, return_tensors="pt")
+    norms = refkit.calibrate_batch_norms(model, lambda: model.get_audio_features(**calib))
+    model.eval()
     directory = out / name
     model.save_pretrained(directory, safe_serialization=not fusion)
     extractor.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
 
-    arrays: dict[str, np.ndarray] = {"captions": np.array(CAPTIONS)}
-    clips = waveforms(48000)
+    arrays: dict[str, np.ndarray] = {"captions": np.array(refkit.CAPTIONS)}
+    clips = {clip: refkit.signal(sec, RATE, seed) for clip, (sec, seed) in CLIPS.items()}
     with torch.no_grad():
         for clip, wave in clips.items():
             arrays[f"wave_{clip}"] = wave
-            feats = extractor(wave, sampling_rate=48000, return_tensors="pt")  # one clip: HF's own call
+            feats = extractor(wave, sampling_rate=RATE, return_tensors="pt")  # one clip: HF's own call
             arrays[f"features_{clip}"] = feats["input_features"].numpy()
             arrays[f"hf_is_longer_{clip}"] = feats["is_longer"].numpy().reshape(-1)
             arrays[f"audio_hf_quirk_{clip}"] = model.get_audio_features(**feats).numpy()
             # LAION's rule for a clip no longer than 10 s: is_longer False (HF marks a random one True, see test_hf)
             laion_rule = torch.zeros_like(feats["is_longer"])
             arrays[f"audio_{clip}"] = model.get_audio_features(feats["input_features"], laion_rule).numpy()
-        long = np.tile(clips["clip_7_3s"], 4)[: 48000 * 25]
+        long = refkit.signal(LONG[0], RATE, LONG[1])
         arrays["wave_long"] = long
         if fusion:
             np.random.seed(0)
-            feats = extractor(long, sampling_rate=48000, return_tensors="pt")
+            feats = extractor(long, sampling_rate=RATE, return_tensors="pt")
             mel = extractor._np_extract_fbank_features(long.astype(np.float64), extractor.mel_filters)
             np.random.seed(0)  # replay the extractor's three np.random.choice calls to learn its chunk starts
             chunk = 480000 // 480 + 1
@@ -115,21 +94,22 @@ def build(name: str, fusion: bool, out: Path) -> dict:
             arrays["features_long"] = feats["input_features"].numpy()
             arrays["is_longer_long"] = feats["is_longer"].numpy().reshape(-1)
             arrays["audio_long"] = model.get_audio_features(**feats).numpy()
-        enc = tokenizer(CAPTIONS, padding=True, return_tensors="pt")
+        enc = tokenizer(refkit.CAPTIONS, padding=True, return_tensors="pt")
         arrays["text_input_ids"] = enc["input_ids"].numpy()
         arrays["text_attention_mask"] = enc["attention_mask"].numpy()
         arrays["text_embed"] = model.get_text_features(enc["input_ids"], enc["attention_mask"]).numpy()
         arrays["logit_scale_a"] = model.logit_scale_a.exp().numpy()
         arrays["logit_scale_t"] = model.logit_scale_t.exp().numpy()
     np.savez(out / f"{name}.npz", **arrays)
-    return {"fusion": fusion, "frequency_min": extractor.frequency_min, "truncation": extractor.truncation}
+    return {"fusion": fusion, "frequency_min": extractor.frequency_min, "truncation": extractor.truncation,
+            "perturbed_tensors": changed, "batch_norms_calibrated": norms}  # fmt: skip
 
 
 def check_hf(directory: Path, inputs: dict, result: dict) -> None:
     """Load a clapkit-exported HF directory with transformers and embed the given inputs."""
     from transformers import ClapFeatureExtractor, ClapModel
 
-    model, info = REAL_FROM_PRETRAINED(ClapModel, directory, output_loading_info=True)
+    model, info = ClapModel.from_pretrained(directory, output_loading_info=True)  # a directory: the real one
     model.eval()
     extractor = ClapFeatureExtractor.from_pretrained(directory)
     result["hf_loading_info"] = np.array(json.dumps({k: sorted(map(str, v)) for k, v in info.items()}))
@@ -175,7 +155,7 @@ def main() -> None:
     parser.add_argument("--inputs", type=Path)
     parser.add_argument("--result", type=Path)
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)  # runs beside the LAION builder
     if args.check_hf or args.check_laion:
         inputs, result = dict(np.load(args.inputs)), {}
         if args.check_hf:
@@ -185,14 +165,11 @@ def main() -> None:
         np.savez(args.result, **result)
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    manifest = {"format": FORMAT_VERSION, "models": {}}
+    manifest: dict = {"models": {}}
     for name, fusion in MODELS.items():
         start = time.time()
         manifest["models"][name] = build(name, fusion, args.out)
         print(f"[reference] {name}: {time.time() - start:.1f} s", flush=True)
-    import importlib.metadata as md
-
-    manifest["versions"] = {p: md.version(p) for p in ("torch", "transformers", "numpy")}
     (args.out / "hf_manifest.json").write_text(json.dumps(manifest, indent=1))
 
 

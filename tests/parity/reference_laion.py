@@ -1,137 +1,167 @@
-"""Build the reference models with random weights and write what the parity tests compare against.
+"""Build LAION-CLAP references (laion_clap 1.1.7) and write what ``tests/parity/test_laion.py`` compares against.
 
-Run with the REFERENCE environment's Python (laion_clap 1.1.7, msclap 1.3.4, transformers 4.57.6; see
-scripts/setup_reference_env.sh), never imported by clapkit itself:
+Run with the REFERENCE environment's Python (``.venv-ref``; scripts/setup_reference_env.sh), never by clapkit:
 
-    .venv-ref/bin/python tests/parity/reference_laion.py --out .cache/parity [--models laion_htsat_tiny ...]
+    .venv-ref/bin/python tests/parity/reference_laion.py --out DIR [--models laion_htsat_tiny ...]
 
-For each model it writes ``<name>.pt`` (the checkpoint in the family's own on-disk format, exactly as a user would
-have it) and ``<name>.npz`` (inputs and reference outputs). The offline shims and builders come from ``../shared/refs``.
+Each model is built by laion_clap's own ``CLAP_Module`` offline (``tests/parity/offline.py``), every learned tensor
+perturbed, batch norms calibrated on test signals, ``logit_scale_a``/``logit_scale_t`` set to distinct values
+(``tests/parity/refkit.py``). Written per model: ``<name>.pt`` (LAION's training-checkpoint layout, DDP ``module.``
+prefix), ``<name>.npz`` (inputs and laion_clap's outputs) and, for RoBERTa, the tokenizer files laion_clap used
+(``laion_tokenizers/roberta``).
+
+Audio: laion_clap's public numpy API (``get_audio_embedding_from_data``, int16 round trip included) on two short
+clips, except PANN fusion (laion's Cnn14 marks a random item of an all-short batch "longer" even in eval; clapkit
+keeps LAION's rule, so there the same features go through laion's model next to a long clip, which keeps the flag)
+and PANN CNN10/CNN6 (laion's own CLAP model passes them a dict they cannot read: the numpy API's steps are followed
+by a direct call of the audio branch and projection).
+Fusion models also run a 13 s clip at model level (laion's random chunk starts; the features are stored). Text:
+laion_clap's tokenizer + model on four captions (RoBERTa: ``CLAP_Module.get_text_embedding``).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-REFS = Path(__import__("os").environ.get("CLAPKIT_SHARED_REFS", ROOT.parent / "shared" / "refs"))
-sys.path.insert(0, str(REFS))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import offline  # noqa: E402
 
-import offline_shims  # noqa: E402
-
-offline_shims.install()
+offline.install()
 
 import numpy as np  # noqa: E402
+import refkit  # noqa: E402
 import torch  # noqa: E402
 
-CAPTIONS = ["A dog barks in the distance.", "Rain falls on a metal roof", "A man speaks", "Birds chirp at night."]
-FORMAT_VERSION = 1
-
-
-def waveforms(sample_rate: int) -> dict[str, np.ndarray]:
-    """Deterministic test audio: noise + tones + clicks, of several lengths."""
-    rng = np.random.default_rng(0)
-
-    def clip(seconds: float, freq: float) -> np.ndarray:
-        n = int(round(seconds * sample_rate))
-        t = np.arange(n) / sample_rate
-        x = 0.05 * rng.standard_normal(n) + 0.3 * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * 0.7 * t)) / 2
-        x[:: sample_rate // 4] += 0.8
-        return np.clip(x, -1, 1).astype(np.float32)
-
-    return {"clip_10s": clip(10.0, 440.0), "clip_4s": clip(4.0, 1200.0), "clip_7_3s": clip(7.3, 90.0)}
-
-
-def save_laion_checkpoint(model: torch.nn.Module, path: Path) -> None:
-    """LAION's training loop saves {'epoch', 'name', 'state_dict' (DDP 'module.' prefix), 'optimizer'}."""
-    state = {"module." + k: v for k, v in model.state_dict().items()}
-    torch.save({"epoch": 45, "name": path.stem, "state_dict": state}, path)
-
-
-def laion_outputs(name: str, amodel: str, tmodel: str, fusion: bool, out: Path) -> dict:
-    import laion_clap
-    from laion_clap.clap_module import create_model
-    from laion_clap.training.data import get_audio_features
-
-    torch.manual_seed(0)
-    if tmodel == "roberta":
-        module = laion_clap.CLAP_Module(enable_fusion=fusion, amodel=amodel, tmodel=tmodel, device="cpu")
-        clap, audio_cfg = module.model, module.model_cfg["audio_cfg"]
-    else:  # CLAP_Module always builds RoBERTa; other text towers come from create_model
-        kwargs = {"fusion_type": "aff_2d"} if fusion else {}
-        clap, cfg = create_model(amodel, tmodel, precision="fp32", device="cpu", enable_fusion=fusion, **kwargs)
-        module, audio_cfg = None, cfg["audio_cfg"]
-    clap.eval()
-    arrays: dict[str, np.ndarray] = {"captions": np.array(CAPTIONS)}
-    with torch.no_grad():
-        clips = waveforms(48000)
-        for key, w in clips.items():
-            arrays[f"wave_{key}"] = w
-            # public API, numpy path (int16 round trip included). Not for PANN fusion: laion's PANN marks a random
-            # item of an all-short batch as "longer" even in eval, so its public-API output depends on the batch;
-            # clapkit never does (documented deviation) and PANN fusion is compared at model level instead.
-            if module is not None and not (fusion and amodel.startswith("PANN")):
-                arrays[f"audio_{key}"] = module.get_audio_embedding_from_data([w], use_tensor=False)
-        # model level: the same front-end features into both (fusion models also with a long clip)
-        long = np.tile(clips["clip_7_3s"], 4)[: 48000 * 25]
-        rng_state = np.random.get_state()
-        np.random.seed(0)
-        feats = [
-            get_audio_features(
-                {},
-                torch.from_numpy(w),
-                480000,
-                data_truncating="fusion" if fusion else "rand_trunc",
-                data_filling="repeatpad",
-                audio_cfg=audio_cfg,
-            )
-            for w in (clips["clip_10s"], clips["clip_4s"], long)
-        ]
-        np.random.set_state(rng_state)
-        if fusion:
-            arrays["model_mel_fusion"] = torch.stack([f["mel_fusion"] for f in feats]).numpy()
-            arrays["model_is_longer"] = torch.cat([f["longer"] for f in feats]).numpy()
-            arrays["model_audio"] = clap.get_audio_embedding(feats).numpy()
-        else:
-            ab = clap.audio_branch
-            wave = torch.stack([f["waveform"] for f in feats[:2]])
-            arrays["model_logmel"] = ab.logmel_extractor(ab.spectrogram_extractor(wave)).numpy()  # (B,1,T,64)
-            arrays["model_audio"] = clap.get_audio_embedding(feats[:2]).numpy()
-        if tmodel == "transformer":
-            from laion_clap.clap_module.tokenizer import tokenize
-
-            ids = tokenize(CAPTIONS)  # CLIP BPE, 77 tokens
-            arrays["text_input_ids"] = ids.numpy()
-            arrays["text_attention_mask"] = (ids != 0).long().numpy()
-            arrays["text_embed"] = torch.nn.functional.normalize(clap.encode_text(ids, device="cpu"), dim=-1).numpy()
-        else:
-            from transformers import BertTokenizer, RobertaTokenizer
-
-            tok_cls = RobertaTokenizer if tmodel == "roberta" else BertTokenizer
-            tok = tok_cls.from_pretrained("roberta-base" if tmodel == "roberta" else "bert-base-uncased")
-            enc = tok(CAPTIONS, padding="max_length", truncation=True, max_length=77, return_tensors="pt")
-            arrays["text_input_ids"] = enc["input_ids"].numpy()
-            arrays["text_attention_mask"] = enc["attention_mask"].numpy()
-            arrays["text_embed"] = clap.get_text_embedding(dict(enc)).numpy()
-        arrays["logit_scale_a"] = clap.logit_scale_a.exp().numpy()
-    save_laion_checkpoint(clap, out / f"{name}.pt")
-    np.savez(out / f"{name}.npz", **arrays)
-    return {"amodel": amodel, "tmodel": tmodel, "fusion": fusion}
-
-
+RATE = 48000
+CLIPS = {"a": (3.0, 1), "b": (10.0, 2)}  # name -> (seconds, seed): a is repeat-padded, b fills one 10 s window
+LONG = (13.0, 3)  # fusion: > 10 s, three local chunks + the global view
+# name -> (amodel, tmodel, fusion). BART text towers: the BART reference builder adds its entries and a
+# TEXT_REFERENCES["bart"] function (below) from its own module.
 MODELS = {
     "laion_htsat_tiny": ("HTSAT-tiny", "roberta", False),
     "laion_htsat_tiny_fusion": ("HTSAT-tiny", "roberta", True),
     "laion_htsat_base": ("HTSAT-base", "roberta", False),
+    "laion_htsat_base_fusion": ("HTSAT-base", "roberta", True),
+    "laion_htsat_large": ("HTSAT-large", "roberta", False),
+    "laion_htsat_large_fusion": ("HTSAT-large", "roberta", True),
     "laion_pann14": ("PANN-14", "roberta", False),
     "laion_pann14_fusion": ("PANN-14", "roberta", True),
+    "laion_pann10": ("PANN-10", "roberta", False),
+    "laion_pann6": ("PANN-6", "roberta", False),
     "laion_htsat_tiny_bert": ("HTSAT-tiny", "bert", False),
     "laion_htsat_tiny_clip": ("HTSAT-tiny", "transformer", False),
 }
+
+
+def _text_roberta(module, clap, out: Path) -> dict[str, np.ndarray]:
+    enc = module.tokenizer(refkit.CAPTIONS)  # RobertaTokenizer, padded to 77
+    module.tokenize.save_pretrained(str(out / "laion_tokenizers" / "roberta"))
+    embed = module.get_text_embedding(refkit.CAPTIONS, use_tensor=False)
+    return {"ids": enc["input_ids"].numpy(), "mask": enc["attention_mask"].numpy(), "embed": embed}
+
+
+def _text_bert(module, clap, out: Path) -> dict[str, np.ndarray]:
+    from transformers import BertTokenizer
+
+    tokenizer = BertTokenizer.from_pretrained("bert-base-uncased")  # the real vocabulary (offline.py)
+    enc = tokenizer(refkit.CAPTIONS, padding="max_length", truncation=True, max_length=77, return_tensors="pt")
+    embed = module.get_text_embedding(refkit.CAPTIONS, tokenizer=lambda texts: dict(enc), use_tensor=False)
+    return {"ids": enc["input_ids"].numpy(), "mask": enc["attention_mask"].numpy(), "embed": embed}
+
+
+def _text_clip(module, clap, out: Path) -> dict[str, np.ndarray]:
+    from laion_clap.clap_module.tokenizer import tokenize
+
+    ids = tokenize(refkit.CAPTIONS)  # CLIP BPE, 77 tokens
+    embed = torch.nn.functional.normalize(clap.encode_text(ids, device="cpu"), dim=-1).numpy()
+    return {"ids": ids.numpy(), "mask": (ids != 0).long().numpy(), "embed": embed}
+
+
+TEXT_REFERENCES = {"roberta": _text_roberta, "bert": _text_bert, "transformer": _text_clip}
+
+
+def _features(waves: list[np.ndarray], fusion: bool, audio_cfg: dict) -> list[dict]:
+    from laion_clap.training.data import float32_to_int16, get_audio_features, int16_to_float32
+
+    state = np.random.get_state()
+    np.random.seed(0)
+    feats = [
+        get_audio_features({}, torch.from_numpy(int16_to_float32(float32_to_int16(w))).float(), 480000,
+                           data_truncating="fusion" if fusion else "rand_trunc", data_filling="repeatpad",
+                           audio_cfg=audio_cfg)  # fmt: skip
+        for w in waves
+    ]
+    np.random.set_state(state)
+    return feats
+
+
+def takes_waveform(clap) -> bool:
+    """laion's Cnn10/Cnn6 forward takes the waveform tensor, not the feature dict its own CLAP model passes it (so
+    laion_clap cannot embed audio with them at all); their references call the branch as it works."""
+    return type(clap.audio_branch).__name__ in ("Cnn6", "Cnn10")
+
+
+def audio_embedding(clap, feats: list[dict]) -> torch.Tensor:
+    if not takes_waveform(clap):
+        return clap.get_audio_embedding(feats)
+    embedding = clap.audio_branch(torch.stack([f["waveform"] for f in feats]))["embedding"]
+    return torch.nn.functional.normalize(clap.audio_projection(embedding), dim=-1)
+
+
+def build(name: str, index: int, out: Path) -> dict:
+    import laion_clap
+
+    amodel, tmodel, fusion = MODELS[name]
+    torch.manual_seed(index)
+    module = laion_clap.CLAP_Module(enable_fusion=fusion, amodel=amodel, tmodel=tmodel, device="cpu")
+    clap, audio_cfg = module.model, module.model_cfg["audio_cfg"]
+    changed = refkit.perturb(clap, seed=100 + index)
+    scales = {"logit_scale_a": 11.0 + index, "logit_scale_t": 41.0 - index}
+    refkit.set_logit_scales(clap, **scales)
+    refkit.check_every_parameter_distinct(clap)
+    calibration = list(refkit.calibration_batch(RATE, 4.0, count=3)) + refkit.long_calibration(RATE, LONG[0])
+    calib_feats = _features(calibration if fusion else calibration[:3], fusion, audio_cfg)
+    norms = refkit.calibrate_batch_norms(clap, lambda: audio_embedding(clap, calib_feats))
+    clap.eval()
+
+    arrays: dict[str, np.ndarray] = {"captions": np.array(refkit.CAPTIONS)}
+    waves = {clip: refkit.signal(sec, RATE, seed) for clip, (sec, seed) in CLIPS.items()}
+    long = refkit.signal(LONG[0], RATE, LONG[1])
+    with torch.no_grad():
+        for clip, wave in waves.items():
+            arrays[f"wave_{clip}"] = wave
+        if fusion:
+            feats = _features([*waves.values(), long], fusion, audio_cfg)
+            arrays["wave_long"] = long
+            arrays["model_mel_fusion"] = torch.stack([f["mel_fusion"] for f in feats]).numpy()
+            arrays["model_is_longer"] = torch.cat([f["longer"] for f in feats]).numpy()
+            model_audio = clap.get_audio_embedding(feats).numpy()
+            arrays["model_audio"] = model_audio
+        for i, (clip, wave) in enumerate(waves.items()):
+            if fusion and amodel.startswith("PANN"):  # laion's forward on LAION's flags (see the docstring)
+                arrays[f"audio_{clip}"] = model_audio[i : i + 1]
+            elif takes_waveform(clap):  # laion's numpy-API steps (int16 round trip, repeat-pad), then the branch
+                arrays[f"audio_{clip}"] = audio_embedding(clap, _features([wave], False, audio_cfg)).numpy()
+            else:
+                arrays[f"audio_{clip}"] = module.get_audio_embedding_from_data([wave], use_tensor=False)
+        if not fusion:  # torchlibrosa's log-mel of the repeat-padded clips, for the front-end check
+            branch = clap.audio_branch
+            padded = torch.stack([f["waveform"] for f in _features(list(waves.values()), False, audio_cfg)])
+            arrays["model_logmel"] = branch.logmel_extractor(branch.spectrogram_extractor(padded)).numpy()
+        text = TEXT_REFERENCES[tmodel](module, clap, out)
+        arrays.update(text_input_ids=text["ids"], text_attention_mask=text["mask"], text_embed=text["embed"])
+        arrays["logit_scale_a"] = clap.logit_scale_a.exp().numpy()
+        arrays["logit_scale_t"] = clap.logit_scale_t.exp().numpy()
+    state = {"module." + k: v for k, v in clap.state_dict().items()}
+    torch.save({"epoch": 45, "name": name, "state_dict": state}, out / f"{name}.pt")  # LAION's training layout
+    np.savez(out / f"{name}.npz", **arrays)
+    return {"amodel": amodel, "tmodel": tmodel, "fusion": fusion, "perturbed_tensors": changed,
+            "batch_norms_calibrated": norms, "logit_scales": scales}  # fmt: skip
 
 
 def main() -> None:
@@ -141,14 +171,12 @@ def main() -> None:
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(2)
-    manifest = {"format": FORMAT_VERSION, "models": {}}
+    manifest: dict = {"models": {}}
     for name in args.models:
         start = time.time()
-        manifest["models"][name] = laion_outputs(name, *MODELS[name], args.out)
+        manifest["models"][name] = build(name, list(MODELS).index(name), args.out)
+        gc.collect()
         print(f"[reference] {name}: {time.time() - start:.1f} s", flush=True)
-    import importlib.metadata as md
-
-    manifest["versions"] = {p: md.version(p) for p in ("torch", "laion_clap", "transformers", "numpy")}
     (args.out / "laion_manifest.json").write_text(json.dumps(manifest, indent=1))
 
 

@@ -1,14 +1,18 @@
-"""Build MS-CLAP 2022 and 2023 (msclap 1.3.4) with random weights and write what the parity tests compare against.
+"""Build MS-CLAP 2022 and 2023 references (msclap 1.3.4): what ``tests/parity/test_msclap.py`` compares against.
 
-Run with the REFERENCE environment's Python (see scripts/setup_reference_env.sh), never imported by clapkit:
+Run with the REFERENCE environment's Python (``.venv-ref``), never by clapkit:
 
-    .venv-ref/bin/python tests/parity/reference_msclap.py --out .cache/parity [--versions 2022 2023]
+    .venv-ref/bin/python tests/parity/reference_msclap.py --out DIR [--versions 2022 2023]
 
-For each version it writes ``msclap_<version>.pth`` (``{'model': state_dict}``, the keys exactly as msclap's ``CLAP``
-module has them: msclap's own on-disk format), ``msclap_<version>.npz`` (inputs and reference outputs) and
-``msclap_tokenizers/<version>/`` (msclap's tokenizer as ``save_pretrained`` writes it; the FAKE vocabularies of
-``../shared/refs/offline_shims.py``, so ids are not the real BERT/GPT-2 ids). The offline shims and builders come
-from ``../shared/refs``.
+msclap's ``CLAPWrapper`` is built offline with random weights (``offline.msclap_wrapper``), every learned tensor
+perturbed, the audio encoder's batch norms calibrated on test signals and ``logit_scale`` set to a non-default value
+(``refkit.py``). Written per version: ``msclap_<version>.pth`` (``{'model': state_dict}``, msclap's own format),
+``msclap_<version>.npz`` (inputs and msclap's outputs) and ``msclap_tokenizers/<version>/`` (msclap's tokenizer as
+``save_pretrained`` writes it: BERT's real vocabulary, a stand-in GPT-2 one).
+
+Audio end to end: msclap's file API (``get_audio_embeddings``: read, fit to the version's duration, front end, model)
+on a short clip (repeated to the duration) and one of exactly the duration. Model level: whole waveforms into
+``_get_audio_embeddings`` (2023: 8 s and 10 s are longer than its 1024-frame image, so msclap runs 689-frame crops).
 """
 
 from __future__ import annotations
@@ -19,94 +23,66 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-REFS = Path(__import__("os").environ.get("CLAPKIT_SHARED_REFS", ROOT.parent / "shared" / "refs"))
-sys.path.insert(0, str(REFS))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import offline  # noqa: E402
 
-import offline_shims  # noqa: E402
-
-offline_shims.install()
+offline.install()
 
 import numpy as np  # noqa: E402
+import refkit  # noqa: E402
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
-SAMPLE_RATE = 44100
-# "!" is GPT-2's id 0, msclap's pad id: the second caption exercises msclap's last-token rule on a real "!"
-CAPTIONS = ["A dog barks in the distance.", "Wow! Rain falls on a metal roof!", "A man speaks", "Birds chirp at night."]
-# seconds: "short" is repeated to the clip, "exact" is one clip, "long*" go into the model whole (model level)
-CLIPS = {"2022": {"short": 2.3, "exact": 5.0, "long": 10.0}, "2023": {"short": 2.3, "exact": 7.0, "long": 10.0,
-                                                                     "long8": 8.0}}
-FORMAT_VERSION = 1
-
-
-def clip(seconds: float, freq: float, seed: int) -> np.ndarray:
-    """Deterministic test audio: noise + a modulated tone + clicks."""
-    rng = np.random.default_rng(seed)
-    n = int(round(seconds * SAMPLE_RATE))
-    t = np.arange(n) / SAMPLE_RATE
-    x = 0.05 * rng.standard_normal(n) + 0.3 * np.sin(2 * np.pi * freq * t) * (1 + np.sin(2 * np.pi * 0.7 * t)) / 2
-    x[:: SAMPLE_RATE // 4] += 0.8
-    return np.clip(x, -1, 1).astype(np.float32)
-
-
-def calibrate_batch_norm(ref, seconds: float) -> None:
-    """Set the audio encoder's BatchNorm running statistics from three calibration clips (weights untouched).
-
-    Built with random weights, msclap's encoders keep BatchNorm at mean 0 / variance 1; Cnn14's default-initialised
-    convolutions then shrink the signal layer by layer until fc1's bias dominates, and 2022's embedding hardly depends
-    on the audio (cosine 0.9999999 between unrelated clips), which would make a parity test that cannot see a wrong
-    front end. Statistics measured on real-ish input keep every layer's activations near unit scale.
-    """
-    norms = [m for m in ref.model.audio_encoder.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
-    for norm in norms:
-        norm.reset_running_stats()
-        norm.momentum = None  # cumulative average over the calibration batch
-        norm.train()
-    batch = torch.from_numpy(np.stack([clip(seconds, 150.0 * (i + 2), 100 + i) for i in range(3)]))
-    with torch.no_grad():
-        ref.api_audio(batch)
-    for norm in norms:
-        norm.momentum = 0.1
-        norm.eval()
+RATE = 44100
+# seconds: "short" is repeated to the duration, "exact" is one duration, "long*" go into the model whole
+CLIPS = {"2022": {"short": 2.3, "exact": 5.0, "long": 7.0}, "2023": {"short": 2.3, "exact": 7.0, "long8": 8.0,
+                                                                     "long": 10.0}}  # fmt: skip
+LOGIT_SCALE = {"2022": 17.5, "2023": 29.0}
 
 
 def normalized(x: torch.Tensor) -> np.ndarray:
     return F.normalize(x.detach().float(), dim=-1).numpy()
 
 
-def msclap_outputs(version: str, out: Path) -> dict:
-    import ref_models
+def build(version: str, out: Path) -> dict:
+    torch.manual_seed(int(version))
+    wrapper = offline.msclap_wrapper(version)
+    clap = wrapper.clap
+    assert wrapper.args.sampling_rate == RATE
+    changed = refkit.perturb(clap, seed=int(version))
+    refkit.set_logit_scales(clap, logit_scale=LOGIT_SCALE[version])
+    refkit.check_every_parameter_distinct(clap)
+    duration = float(wrapper.args.duration)
+    calibration = torch.from_numpy(refkit.calibration_batch(RATE, duration, count=4))
+    norms = refkit.calibrate_batch_norms(clap.audio_encoder, lambda: clap.audio_encoder(calibration))
+    clap.eval()
 
-    ref = ref_models.BUILDERS[f"msclap_{version}"]()  # torch.manual_seed(0); random init; eval mode
-    wrapper, clap = ref.extra["wrapper"], ref.model
-    assert wrapper.args.sampling_rate == SAMPLE_RATE
-    calibrate_batch_norm(ref, float(wrapper.args.duration))
-    arrays: dict[str, np.ndarray] = {"captions": np.array(CAPTIONS)}
-    waves = {key: clip(sec, 220.0 * (i + 1), i) for i, (key, sec) in enumerate(CLIPS[version].items())}
+    arrays: dict[str, np.ndarray] = {"captions": np.array(refkit.CAPTIONS)}
+    waves = {key: refkit.signal(sec, RATE, seed=10 + i) for i, (key, sec) in enumerate(CLIPS[version].items())}
     with torch.no_grad():
         for key, wave in waves.items():
             arrays[f"wave_{key}"] = wave
-            if key in ("short", "exact"):  # public API end to end: file -> fit to `duration` -> model
+            if key in ("short", "exact"):  # the public API end to end: file -> fit to `duration` -> model
                 path = out / f"msclap_{version}_{key}.wav"
-                sf.write(str(path), wave, SAMPLE_RATE, subtype="FLOAT")
+                sf.write(str(path), wave, RATE, subtype="FLOAT")
                 arrays[f"audio_{key}"] = normalized(wrapper.get_audio_embeddings([str(path)], resample=True))
                 path.unlink()
-            # model level: the waveform as is (msclap's step after file loading); long clips run whole
-            arrays[f"model_audio_{key}"] = normalized(ref.api_audio(torch.from_numpy(wave)[None]))
-        arrays["logmel_exact"] = ref.frontend(torch.from_numpy(waves["exact"])[None]).numpy()  # (1, 1, T, 64)
-        tokens = wrapper.preprocess_text(CAPTIONS)
+            arrays[f"model_audio_{key}"] = normalized(wrapper._get_audio_embeddings(torch.from_numpy(wave)[None, None]))
+        owner = clap.audio_encoder.base
+        owner = getattr(owner, "htsat", owner)  # 2023: the torchlibrosa front end lives in the HTSAT module
+        exact = torch.from_numpy(waves["exact"])[None]
+        arrays["logmel_exact"] = owner.logmel_extractor(owner.spectrogram_extractor(exact)).numpy()  # (1, 1, T, 64)
+        tokens = wrapper.preprocess_text(refkit.CAPTIONS)
         arrays["text_input_ids"] = tokens["input_ids"].numpy()
         arrays["text_attention_mask"] = tokens["attention_mask"].numpy()
-        arrays["text_embed"] = normalized(wrapper.get_text_embeddings(CAPTIONS))
+        arrays["text_embed"] = normalized(wrapper.get_text_embeddings(refkit.CAPTIONS))
         arrays["logit_scale"] = clap.logit_scale.exp().numpy()
     torch.save({"model": clap.state_dict()}, out / f"msclap_{version}.pth")
     wrapper.tokenizer.save_pretrained(str(out / "msclap_tokenizers" / version))
     np.savez(out / f"msclap_{version}.npz", **arrays)
     return {"text_model": wrapper.args.text_model, "audio_encoder": wrapper.args.audioenc_name,
-            "duration": wrapper.args.duration, "recipe": ref.recipe,
-            "calibration": "audio encoder BatchNorm running statistics from 3 clips (seeds 100-102) before saving"}
+            "duration": duration, "perturbed_tensors": changed, "batch_norms_calibrated": norms}  # fmt: skip
 
 
 def main() -> None:
@@ -115,15 +91,12 @@ def main() -> None:
     parser.add_argument("--versions", nargs="*", default=list(CLIPS))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(2)
-    manifest: dict = {"format": FORMAT_VERSION, "versions": {}}
+    torch.set_num_threads(1)  # runs beside the LAION builder
+    manifest: dict = {"versions": {}}
     for version in args.versions:
         start = time.time()
-        manifest["versions"][version] = msclap_outputs(version, args.out)
+        manifest["versions"][version] = build(version, args.out)
         print(f"[reference] msclap {version}: {time.time() - start:.1f} s", flush=True)
-    import importlib.metadata as md
-
-    manifest["packages"] = {p: md.version(p) for p in ("torch", "msclap", "transformers", "numpy", "torchlibrosa")}
     (args.out / "msclap_manifest.json").write_text(json.dumps(manifest, indent=1))
 
 

@@ -1,7 +1,8 @@
-"""Hugging Face CLAP parity: directories saved by transformers 4.57.6 (random, perturbed weights) load in clapkit and
-give ``ClapFeatureExtractor`` + ``ClapModel``'s numbers; clapkit's exports load in transformers and laion_clap.
+"""Hugging Face CLAP parity: directories saved by transformers 4.57.6 (perturbed random weights, calibrated batch
+norms, distinct temperatures) load in clapkit and give ``ClapFeatureExtractor`` + ``ClapModel``'s numbers; clapkit's
+exports load in transformers and laion_clap.
 
-Tolerance 1e-4 max abs difference on L2-normalised embeddings.
+Tolerance 1e-4 max abs difference on L2-normalised embeddings. Fusion-only cases are generated for the fused model only.
 """
 
 from __future__ import annotations
@@ -18,14 +19,25 @@ import clapkit
 from clapkit.audio.frontend import MelFrontend
 from clapkit.audio.fusion import prepare_batch
 from clapkit.checkpoints.convert import convert_checkpoint
-from tests.parity.conftest import _reference_python, record
+from tests.parity.conftest import _reference_python, assert_input_sensitive, record
 
-MODELS = ["hf_clap_unfused", "hf_clap_fused"]
-CLIPS = ["clip_10s", "clip_4s", "clip_7_3s"]
+MODELS = {"hf_clap_unfused": False, "hf_clap_fused": True}  # name -> fused
+CLIPS = ["a", "b"]
 SCRIPT = __import__("pathlib").Path(__file__).with_name("reference_hf.py")
 
 
-@pytest.fixture(scope="module", params=MODELS)
+def fused_only(test):
+    test.fused_only = True
+    return test
+
+
+def pytest_generate_tests(metafunc):
+    if "loaded" in metafunc.fixturenames:
+        names = [n for n, fused in MODELS.items() if fused or not getattr(metafunc.function, "fused_only", False)]
+        metafunc.parametrize("loaded", names, indirect=True, scope="module")
+
+
+@pytest.fixture(scope="module")
 def loaded(request, parity_dir):
     name = request.param
     return name, clapkit.load(parity_dir / name), dict(np.load(parity_dir / f"{name}.npz"))
@@ -62,6 +74,12 @@ def test_audio_end_to_end(loaded):
         record(name, f"audio end-to-end {clip}", ref[f"audio_{clip}"], ours)
 
 
+def test_input_sensitivity(loaded):
+    name, _, ref = loaded
+    assert_input_sensitive(name, ref["audio_a"], ref["audio_b"])
+    assert_input_sensitive(name, ref["text_embed"][0], ref["text_embed"][1], "text")
+
+
 def test_audio_model_level(loaded):
     """The extractor's features into both models, with the is_longer flags HF's extractor returned (for a single short
     clip of a fused model it marks that clip longer, so the fusion branch runs on 4 copies of one mel)."""
@@ -76,27 +94,25 @@ def test_audio_model_level(loaded):
             record(name, f"audio model-level {clip} is_longer=True", ref[f"audio_hf_quirk_{clip}"], quirk)
 
 
+@fused_only
 def test_random_is_longer_quirk_is_not_reproduced(loaded):
     """HF's extractor marks a random clip of an all-short fused batch as longer; clapkit keeps LAION's rule (False), so
     embeddings stay deterministic and batch-independent. The size of that HF quirk, for the record:"""
     name, model, ref = loaded
-    if not name.endswith("_fused"):
-        return
-    ours = model.embed_audio([ref["wave_clip_4s"]], sample_rate=48000)
-    gap = float(np.abs(ours - ref["audio_hf_quirk_clip_4s"]).max())
+    ours = model.embed_audio([ref["wave_a"]], sample_rate=48000)
+    gap = float(np.abs(ours - ref["audio_hf_quirk_a"]).max())
     print(f"[parity] {name:28s} HF random is_longer quirk (not reproduced): max|diff| = {gap:.2e}")
     assert gap > 1e-3  # the quirk changes the embedding; the test above shows our model computes it when asked
 
 
+@fused_only
 def test_long_audio_fused(loaded):
-    """25 s clip: our whole-clip mel and global view equal the extractor's; with the extractor's (random) chunk starts
+    """13 s clip: our whole-clip mel and global view equal the extractor's; with the extractor's (random) chunk starts
     our fused input is the extractor's, and the embeddings match."""
     name, model, ref = loaded
-    if not name.endswith("_fused"):
-        return
     frontend = model.config.frontend
     mel = MelFrontend(frontend, fusion=True)(torch.from_numpy(ref["wave_long"]))[0]
-    record(name, "log-mel dB 25 s (whole clip)", ref["long_full_mel"], mel.numpy(), tolerance=1e-3)
+    record(name, "log-mel dB 13 s (whole clip)", ref["long_full_mel"], mel.numpy(), tolerance=1e-3)
     batch = prepare_batch([ref["wave_long"]], frontend, fusion=True)
     assert batch.is_longer.tolist() == [True]
     hf_features = ref["features_long"][0]
@@ -108,9 +124,9 @@ def test_long_audio_fused(loaded):
     fused = torch.stack([batch.features[0, 0], *(mel[s : s + chunk] for s in ref["long_chunk_starts"])])[None]
     record(name, "fused chunks at HF's starts", hf_features[1:], fused[0, 1:].numpy(), tolerance=1e-3)
     ours = model.encode_audio(fused, torch.ones(1, dtype=torch.bool)).numpy()
-    record(name, "audio 25 s (our front end, HF's chunks)", ref["audio_long"], ours)
+    record(name, "audio 13 s (our front end, HF's chunks)", ref["audio_long"], ours)
     given = model.encode_audio(torch.from_numpy(ref["features_long"]), torch.ones(1, dtype=torch.bool)).numpy()
-    record(name, "audio 25 s model-level (same fused input)", ref["audio_long"], given)
+    record(name, "audio 13 s model-level (same fused input)", ref["audio_long"], given)
 
 
 def test_text_on_same_token_ids(loaded):
@@ -119,10 +135,21 @@ def test_text_on_same_token_ids(loaded):
     record(name, "text (same token ids)", ref["text_embed"], model.encode_text(ids, mask).numpy())
 
 
-def test_logit_scales(loaded):
+def test_text_end_to_end(loaded):
+    """Our tokenizer from the directory's tokenizer files gives HF's ids; embed_text gives get_text_features."""
     name, model, ref = loaded
-    assert abs(model.logit_scale - float(ref["logit_scale_a"])) < 1e-4
-    assert abs(float(model.module.logit_scale_t.detach().exp()) - float(ref["logit_scale_t"])) < 1e-4
+    captions = [str(c) for c in ref["captions"]]
+    assert (model.tokenize(captions)["input_ids"].numpy() == ref["text_input_ids"]).all()
+    record(name, "text end-to-end (embed_text)", ref["text_embed"], model.embed_text(captions))
+
+
+def test_logit_scales(loaded):
+    """Both temperatures, set to distinct non-default values in the reference."""
+    name, model, ref = loaded
+    a, t = float(ref["logit_scale_a"]), float(ref["logit_scale_t"])
+    assert abs(a - t) > 1 and abs(a - 1 / 0.07) > 1 and abs(t - 1 / 0.07) > 1
+    assert abs(model.logit_scale - a) < 1e-4
+    assert abs(float(model.module.text_logit_scale.detach().exp()) - t) < 1e-4
 
 
 def test_exports_load_in_transformers_and_laion_clap(parity_dir, tmp_path):
@@ -136,7 +163,7 @@ def test_exports_load_in_transformers_and_laion_clap(parity_dir, tmp_path):
     shutil.rmtree(clapkit_dir)  # ~600 MB each: keep the disk footprint of a run small
     (tmp_path / "back.pt").unlink()
     ids, mask = torch.from_numpy(laion["text_input_ids"]), torch.from_numpy(laion["text_attention_mask"])
-    for clip in ("clip_10s", "clip_4s"):
+    for clip in ("a", "b"):
         ours = back.embed_audio([laion[f"wave_{clip}"]], sample_rate=48000)
         record("laion->hf->clapkit->laion", f"audio end-to-end {clip}", laion[f"audio_{clip}"], ours)
     record("laion->hf->clapkit->laion", "text", laion["text_embed"], back.encode_text(ids, mask).numpy())
@@ -144,7 +171,7 @@ def test_exports_load_in_transformers_and_laion_clap(parity_dir, tmp_path):
 
     fused_pt = convert_checkpoint(parity_dir / "hf_clap_fused", tmp_path / "fused.pt", "laion")
     inputs = tmp_path / "inputs.npz"
-    np.savez(inputs, features=laion["model_logmel"], is_longer=np.zeros(2, bool), wave=laion["wave_clip_10s"],
+    np.savez(inputs, features=laion["model_logmel"], is_longer=np.zeros(2, bool), wave=laion["wave_b"],
              input_ids=laion["text_input_ids"], attention_mask=laion["text_attention_mask"])  # fmt: skip
     command = [str(_reference_python()), str(SCRIPT), "--check-hf", str(hf_dir), "--check-laion", str(fused_pt),
                "--fusion", "--inputs", str(inputs), "--result", str(tmp_path / "result.npz")]  # fmt: skip
@@ -156,10 +183,11 @@ def test_exports_load_in_transformers_and_laion_clap(parity_dir, tmp_path):
     assert all(not keys for keys in info.values()), info
     extractor = json.loads(str(result["hf_extractor"]))
     assert (extractor["frequency_min"], extractor["truncation"]) == (50.0, "rand_trunc")
-    record("laion->hf in transformers", "audio model-level", laion["model_audio"], result["hf_audio_model_level"])
+    laion_audio = np.concatenate([laion["audio_a"], laion["audio_b"]])  # model_logmel holds clips a and b
+    record("laion->hf in transformers", "audio model-level", laion_audio, result["hf_audio_model_level"])
     record("laion->hf in transformers", "text", laion["text_embed"], result["hf_text"])
     hf_model = clapkit.load(hf_dir)  # HF family: the processor's front end, as transformers runs it
-    ours = hf_model.embed_audio([laion["wave_clip_10s"]], sample_rate=48000)
+    ours = hf_model.embed_audio([laion["wave_b"]], sample_rate=48000)
     record("laion->hf in transformers", "audio end-to-end (HF processor)", result["hf_audio_end_to_end"], ours)
     assert abs(float(result["hf_logit_scale_a"]) - float(laion["logit_scale_a"])) < 1e-4
     del hf_model
@@ -167,7 +195,7 @@ def test_exports_load_in_transformers_and_laion_clap(parity_dir, tmp_path):
 
     assert float(result["laion_extractor_max_diff"]) == 0.0
     fused = clapkit.load(fused_pt)
-    ours = fused.embed_audio([laion["wave_clip_10s"]], sample_rate=48000)
+    ours = fused.embed_audio([laion["wave_b"]], sample_rate=48000)
     record("hf fused->laion in laion_clap", "audio end-to-end", result["laion_audio_end_to_end"], ours)
     record("hf fused->laion in laion_clap", "text", result["laion_text"], fused.encode_text(ids, mask).numpy())
     fused_pt.unlink()

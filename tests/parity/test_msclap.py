@@ -1,10 +1,12 @@
-"""MS-CLAP parity: checkpoints saved in msclap's format (msclap 1.3.4, random weights) load in clapkit by detection
-and give msclap's numbers. Tolerance 1e-4 max abs difference on L2-normalised embeddings.
+"""MS-CLAP parity: checkpoints saved in msclap's format (msclap 1.3.4, perturbed random weights, calibrated batch norms,
+a non-default temperature) load in clapkit by detection and give msclap's numbers. Tolerance 1e-4 max abs difference
+on L2-normalised embeddings.
 
 Audio end to end: msclap's public file API (``get_audio_embeddings``: fit to the version's duration, front end, model)
 against ``ClapModel.embed_audio`` on the same samples, for a short clip (repeated) and one of exactly the duration.
 Model level: whole waveforms into msclap's model (``_get_audio_embeddings``), including 8 s and 10 s for 2023 (more
 than its 1024-frame image: two and three crops of 689 frames), against our front end + ``encode_audio``.
+The export test below uses one key table both ways; the parity tests above check that table against msclap itself.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import torch
 import clapkit
 from clapkit.audio.frontend import MelFrontend
 from clapkit.checkpoints import msclap
-from tests.parity.conftest import record
+from tests.parity.conftest import assert_input_sensitive, record
 
 VERSIONS = ["2022", "2023"]
 
@@ -54,6 +56,12 @@ def test_audio_end_to_end(loaded):
         ours = model.embed_audio([ref[f"wave_{clip}"]], sample_rate=44100)
         seconds = ref[f"wave_{clip}"].size / 44100
         record(f"ms-clap-{version}", f"audio end-to-end {clip} ({seconds:.1f} s)", ref[f"audio_{clip}"], ours)
+
+
+def test_input_sensitivity(loaded):
+    version, _, ref, _ = loaded
+    assert_input_sensitive(f"ms-clap-{version}", ref["audio_short"], ref["audio_exact"])
+    assert_input_sensitive(f"ms-clap-{version}", ref["text_embed"][0], ref["text_embed"][1], "text")
 
 
 def test_audio_model_level(loaded):
@@ -103,7 +111,10 @@ def test_tokenizer_and_embed_text(loaded):
 
 def test_logit_scale(loaded):
     _, model, ref, _ = loaded
-    assert abs(model.logit_scale - float(ref["logit_scale"])) < 1e-5
+    scale = float(ref["logit_scale"])
+    assert abs(scale - 1 / 0.07) > 1  # set to a non-default value by the reference builder
+    assert abs(model.logit_scale - scale) < 1e-4
+    assert abs(float(model.module.text_logit_scale.exp()) - scale) < 1e-4  # MS-CLAP: one temperature
 
 
 def test_export_is_msclaps_state_dict(loaded):

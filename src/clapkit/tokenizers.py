@@ -46,7 +46,10 @@ class TextTokenizer:
         enc = self.hf_tokenizer(
             texts, padding="longest", truncation=True, max_length=self.context_length, return_tensors="pt"
         )
-        return {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+        ids = enc["input_ids"]
+        if self.kind == "clip":  # open_clip pads with 0 (a real '!' stays '!</w>', id 256)
+            ids = ids.masked_fill(enc["attention_mask"] == 0, 0)
+        return {"input_ids": ids, "attention_mask": enc["attention_mask"]}
 
 
     def unknown_only(self, texts: Sequence[str]) -> list[str]:
@@ -167,7 +170,9 @@ def _clip_from_bpe(bpe_path: Path):
         cache.mkdir(parents=True, exist_ok=True)
         write_text_atomic(cache / "merges.txt", "#version: 0.2\n" + "\n".join(merges) + "\n")
         write_text_atomic(cache / "vocab.json", json.dumps({t: i for i, t in enumerate(vocab)}))  # last: the marker
-    return CLIPTokenizer(str(cache / "vocab.json"), str(cache / "merges.txt"), pad_token="!")
+    # pad with an existing special token: pad_token="!" would make every '!' in a caption a special token (id 0);
+    # TextTokenizer writes open_clip's pad id 0 into the padded positions
+    return CLIPTokenizer(str(cache / "vocab.json"), str(cache / "merges.txt"), pad_token="<|endoftext|>")
 
 
 def _bytes_to_unicode() -> dict[int, str]:

@@ -146,8 +146,8 @@ class CaptionConfig:
     prefix_dim: int = 1024
     num_layers: int = 8
     num_heads: int = 8
-    hidden: int = 1536
     attention_bias: bool = False
+    hidden: int = 1536
     normalize_prefix: bool = True
     stop_text: str = " <|endoftext|>"
 

@@ -75,6 +75,11 @@ def decodable_formats() -> dict[str, str]:
     return formats
 
 
+def parse_extensions(text: str) -> tuple[str, ...]:
+    """``"wav,flac"`` (a ``--ext`` value) -> ``(".wav", ".flac")``."""
+    return tuple("." + e.strip().lstrip(".").lower() for e in text.split(",") if e.strip())
+
+
 def read_list_file(path: str | os.PathLike[str], what: str = "list file") -> list[str]:
     """Non-empty lines of a text file, stripped; lines starting with ``#`` are comments."""
     p = Path(path)

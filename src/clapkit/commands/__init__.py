@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from clapkit.errors import CheckpointError
+from clapkit.inputs import parse_extensions  # noqa: F401 (commands import it from here too)
 
 DEFAULT_MODEL = "default"
 
@@ -52,11 +53,6 @@ def load_model(args: argparse.Namespace):
 def absolute_if_path(value: str | None) -> str | None:
     """Paths are recorded absolute (in store.json, index.json: so they work from any folder); names are kept."""
     return os.path.abspath(value) if value and os.path.exists(value) else value
-
-
-def parse_extensions(text: str) -> tuple[str, ...]:
-    """``--ext wav,flac`` -> ``(".wav", ".flac")``."""
-    return tuple("." + e.strip().lstrip(".").lower() for e in text.split(",") if e.strip())
 
 
 def report_failures(failures, what: str = "skipped", shown: int = 20) -> None:

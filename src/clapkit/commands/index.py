@@ -12,12 +12,11 @@ from clapkit.commands import (
     add_model_options,
     add_quiet,
     load_model,
-    parse_extensions,
     positive_int,
     require_some,
 )
 from clapkit.errors import ClapkitError
-from clapkit.inputs import AUDIO_EXTENSIONS
+from clapkit.inputs import AUDIO_EXTENSIONS, parse_extensions
 
 FROM_INDEX = "(the index's model)"
 

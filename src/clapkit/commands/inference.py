@@ -20,13 +20,12 @@ from clapkit.commands import (
     add_model_options,
     add_quiet,
     load_model,
-    parse_extensions,
     positive_int,
     report_failures,
     require_some,
 )
 from clapkit.errors import ClapkitError
-from clapkit.inputs import AUDIO_EXTENSIONS
+from clapkit.inputs import AUDIO_EXTENSIONS, parse_extensions
 
 FORMATS = ("table", "csv", "json")
 FROM_STORE = "(the store's model)"

@@ -21,7 +21,9 @@ MAX_SECONDS_UNLESS_AMBIENT = 60.0
 SPEECH_CAP = 150  # real-speech clips kept per package (deterministic choice)
 
 LANGUAGES = {
-    "ar": "Arabic", "bg": "Bulgarian", "bs": "Bosnian", "ca": "Catalan", "cs": "Czech", "da": "Danish",
+    "ar": "Arabic", "ast": "Asturian", "be": "Belarusian", "bg": "Bulgarian", "hi": "Hindi", "is": "Icelandic",
+    "kk": "Kazakh", "mr": "Marathi", "id": "Indonesian", "ms": "Malay", "th": "Thai", "vi": "Vietnamese",
+    "bs": "Bosnian", "ca": "Catalan", "cs": "Czech", "da": "Danish",
     "de": "German", "el": "Greek", "en": "English", "en_gb": "English", "en_us": "English", "eo": "Esperanto",
     "es": "Spanish", "et": "Estonian", "eu": "Basque", "fi": "Finnish", "fr": "French", "ga": "Irish",
     "gl": "Galician", "he": "Hebrew", "hu": "Hungarian", "it": "Italian", "ja": "Japanese", "ko": "Korean",

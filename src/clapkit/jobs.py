@@ -140,7 +140,6 @@ def embed_batches(
             submit_next()
         while queued:
             batch, futures = queued.popleft()
-            submit_next()
             paths, waveforms, failures = [], [], []
             for path, future in zip(batch, futures):
                 try:
@@ -153,6 +152,7 @@ def embed_batches(
             else:
                 embeddings = np.zeros((0, model.config.joint_dim), dtype=np.float32)
             silent = np.array([is_silent(w) for w in waveforms], dtype=bool)
+            submit_next()  # only now: while the model ran, at most ``prefetch`` batches were decoding ahead of it
             yield EmbeddedBatch(paths, embeddings, silent, failures)
     finally:
         pool.shutdown(wait=False, cancel_futures=True)

@@ -146,7 +146,7 @@ def test_logit_scales(loaded):
     """laion_clap's two temperatures, set to distinct non-default values: audio-text (a) and text-audio (t)."""
     name, model, ref = loaded
     a, t = float(ref["logit_scale_a"]), float(ref["logit_scale_t"])
-    assert abs(a - t) > 1 and abs(a - 1 / 0.07) > 1 and abs(t - 1 / 0.07) > 1
+    assert abs(a - t) > 1 and abs(a - 1 / 0.07) > 0.1 and abs(t - 1 / 0.07) > 0.1  # not clapkit's initial value
     assert abs(model.logit_scale - a) < 1e-4
     assert abs(float(model.module.audio_logit_scale.exp()) - a) < 1e-4
     assert abs(float(model.module.text_logit_scale.exp()) - t) < 1e-4

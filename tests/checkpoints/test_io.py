@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -22,6 +23,20 @@ def test_plain_checkpoint_loads_safely(tmp_path):
     path = tmp_path / "ok.pt"
     torch.save({"epoch": 3, "state_dict": {"module.a": torch.zeros(3)}}, path)
     assert list(extract_state_dict(read_checkpoint(path), "ok.pt")) == ["module.a"]
+
+
+def test_numpy_scalars_beside_the_weights_load_without_trusting_pickle(tmp_path):
+    # training scripts (LAION's, aiSFX's) store numpy scalars such as the epoch or a best score next to the weights
+    path = tmp_path / "laion_like.pt"
+    torch.save({"epoch": np.int64(45), "best": np.float64(0.93), "state_dict": {"module.a": torch.ones(2)}}, path)
+    loaded = read_checkpoint(path)
+    assert loaded["epoch"] == 45 and loaded["best"] == np.float64(0.93)
+    assert torch.equal(loaded["state_dict"]["module.a"], torch.ones(2))
+    # an object array is not a plain scalar: still refused
+    evil = tmp_path / "objects.pt"
+    torch.save({"state_dict": {}, "extra": np.array([NotATensor()], dtype=object)}, evil)
+    with pytest.raises(CheckpointError, match="trust_pickle=True"):
+        read_checkpoint(evil)
 
 
 def test_missing_empty_and_garbage_files(tmp_path):

@@ -17,9 +17,9 @@ import io
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
+from clapkit.checkpoints.io import numpy_scalar_globals
 from clapkit.errors import CheckpointError
 
 CHECKPOINT_IN_PACKAGE = "models/checkpoint.pth"
@@ -36,16 +36,6 @@ def find_aisfx_checkpoint() -> Path:
     if not path.is_file():
         raise CheckpointError(f"{path}: missing from the installed aisfx package; reinstall: {HOW_TO_GET}")
     return path
-
-
-def _safe_numpy_globals() -> list:
-    """The numpy constructors aiSFX's pickle names (scalars of a few dtypes), and nothing else."""
-    try:
-        from numpy._core.multiarray import scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import scalar
-    dtypes = [type(np.dtype(name)) for name in ("float64", "float32", "int64", "int32")]
-    return [(scalar, "numpy.core.multiarray.scalar"), scalar, np.dtype, *dtypes]
 
 
 def read_aisfx_tower(source: str | Path | None = None) -> dict[str, torch.Tensor]:
@@ -65,7 +55,7 @@ def read_aisfx_tower(source: str | Path | None = None) -> dict[str, torch.Tensor
     else:
         handle = path
     try:
-        with torch.serialization.safe_globals(_safe_numpy_globals()):
+        with torch.serialization.safe_globals(numpy_scalar_globals()):
             obj = torch.load(handle, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise CheckpointError(f"{path}: not aiSFX's checkpoint, or it holds more than tensors and numpy scalars "

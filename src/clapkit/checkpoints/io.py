@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from clapkit.errors import CheckpointError, os_reason
@@ -53,6 +54,18 @@ def read_json(path: Path, what: str = "config.json") -> Any:
         ) from None
 
 
+def numpy_scalar_globals() -> list:
+    """The numpy constructors of plain numpy scalars (``np.float64(0.9)``, ``np.int64(3)``) and their dtypes: data,
+    never code. Training scripts store such scalars beside the weights (LAION's checkpoints, aiSFX's), so a
+    ``weights_only`` load allows exactly these and nothing else."""
+    try:
+        from numpy._core.multiarray import scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import scalar
+    names = ("float64", "float32", "float16", "int64", "int32", "int16", "int8", "uint8", "bool")
+    return [(scalar, "numpy.core.multiarray.scalar"), scalar, np.dtype, *(type(np.dtype(n)) for n in names)]
+
+
 def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Any:
     """Read a checkpoint file without running code from it (unless ``trust_pickle``)."""
     path = Path(path)
@@ -81,7 +94,8 @@ def read_checkpoint(path: str | Path, *, trust_pickle: bool = False) -> Any:
             "pickle): a damaged download, or another kind of file? Download or copy it again"
         )
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals(numpy_scalar_globals()):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         if "Unsupported global" not in str(exc):  # not objects beyond tensors: broken pickle data
             raise CheckpointError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -42,10 +43,19 @@ def _build(script: Path, out: Path, python: Path) -> subprocess.Popen:
 
 
 @pytest.fixture(scope="session")
-def parity_dir(tmp_path_factory) -> Path:
-    """Every ``reference_*.py`` run once (two at a time) into one directory shared by all parity tests."""
+def parity_dir(tmp_path_factory):
+    """Every ``reference_*.py`` run once (two at a time) into one directory shared by all parity tests; removed at
+    the end of the session unless it is ``$CLAPKIT_PARITY_DIR`` (the references take ~12 GB)."""
     keep = os.environ.get("CLAPKIT_PARITY_DIR")
     out = Path(keep) if keep else tmp_path_factory.mktemp("parity")
+    try:
+        yield _built(out)
+    finally:
+        if not keep:
+            shutil.rmtree(out, ignore_errors=True)
+
+
+def _built(out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     stamp, version = out / "harness.json", _harness_hash()
     if stamp.exists() and json.loads(stamp.read_text()).get("hash") == version:

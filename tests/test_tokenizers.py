@@ -34,3 +34,23 @@ def test_bad_captions_are_named():
         tok([3])
     with pytest.raises(TokenizerError, match="no captions"):
         tok([])
+
+
+def test_bundled_bert_tokenizer_gives_transformers_ids():
+    """The BERT tokenizer is built with the tokenizers library directly (no transformers import); it must give what
+    transformers' BertTokenizerFast gives for the same vocabulary."""
+    from transformers import BertTokenizerFast
+
+    from clapkit.tokenizers import _find_local
+
+    reference = BertTokenizerFast(vocab_file=str(_find_local("bert")), do_lower_case=True)
+    tok = load_tokenizer(get_config("laion-htsat-tiny-bert").text)
+    texts = ["This is a sound of a dog barking.", "Café crème, naïve façade", "北京 的 雨声", "emoji 🐶🎺 ¡olé!",
+             "UPPER lower MiXeD", "tab\tand\nnewline  spaces", "control\x00\x07chars", "[CLS] in [SEP] [MASK] [cls]",
+             " ".join(["word"] * 120), "antidisestablishmentarianism", "x" * 150, "Ångström µs ﬁ", "don't 3.14 1,000"]
+    for max_length in (77, 9):
+        tok.context_length = max_length
+        ours = tok(texts)
+        theirs = reference(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
+        assert ours["input_ids"].tolist() == theirs["input_ids"].tolist()
+        assert ours["attention_mask"].tolist() == theirs["attention_mask"].tolist()

@@ -14,6 +14,7 @@ from clapkit.errors import CheckpointError, TokenizerError
 from clapkit.inference import ClapPipeline
 from clapkit.models.caption import CaptionNetwork
 from clapkit.models.clap import ClapNetwork
+from clapkit.models.empty import parameters_on_meta
 from clapkit.registry import get_config, list_models
 
 
@@ -46,9 +47,13 @@ def load(
         path_or_name = hub.path
         tokenizer = tokenizer if tokenizer is not None else hub.tokenizer
     config, state_dict = _resolve(path_or_name, weights, trust_pickle)
-    module = CaptionNetwork(config) if config.caption is not None else ClapNetwork(config)
-    if state_dict is not None:
-        load_state_dict_strict(module, state_dict, str(weights or path_or_name))
+    network = CaptionNetwork if config.caption is not None else ClapNetwork
+    if state_dict is None:
+        module = network(config)
+    else:  # the checkpoint's tensors become the parameters: no random ones are made first
+        with parameters_on_meta():
+            module = network(config)
+        load_state_dict_strict(module, state_dict, str(weights or path_or_name), assign=True)
     from clapkit.tokenizers import load_tokenizer
 
     if tokenizer is None and Path(path_or_name).is_dir() and _has_tokenizer_files(Path(path_or_name)):

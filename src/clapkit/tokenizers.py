@@ -137,13 +137,54 @@ def _missing_message(kind: str) -> str:
     )
 
 
-def _from_files(kind: str, path: Path):
-    from transformers import AutoTokenizer, BertTokenizerFast
+class BertWordPiece:
+    """BERT's uncased WordPiece tokenizer made with the ``tokenizers`` library itself: the same normaliser,
+    pre-tokeniser, WordPiece model and ``[CLS] ... [SEP]`` template that transformers' ``BertTokenizerFast(vocab,
+    do_lower_case=True)`` assembles (``tests/test_tokenizers.py`` compares the ids), without importing transformers
+    (seconds of start-up). Called like a transformers tokenizer with right padding to the longest caption."""
 
+    def __init__(self, vocab_file: Path):
+        from tokenizers import Tokenizer, normalizers, pre_tokenizers, processors
+        from tokenizers.models import WordPiece
+
+        try:
+            tokenizer = Tokenizer(WordPiece.from_file(str(vocab_file), unk_token="[UNK]", max_input_chars_per_word=100))
+        except Exception as exc:  # the Rust library raises a bare Exception for unreadable files
+            raise ValueError(str(exc)) from None
+        specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+        ids = {token: tokenizer.token_to_id(token) for token in specials}
+        if None in ids.values():
+            lacking = [token for token, i in ids.items() if i is None]
+            raise ValueError(f"{vocab_file} is not a BERT vocabulary (it lacks {lacking})")
+        tokenizer.normalizer = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True,
+                                                          strip_accents=None, lowercase=True)
+        tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+        tokenizer.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
+            special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
+        tokenizer.add_special_tokens(specials)  # written in a caption they are those tokens, as in transformers
+        self.tokenizer, self.pad_id = tokenizer, ids["[PAD]"]
+
+    def __call__(self, texts: list[str], padding: str = "longest", truncation: bool = True, max_length: int = 512,
+                 return_tensors: str = "pt") -> dict[str, torch.Tensor]:
+        if truncation and (self.tokenizer.truncation or {}).get("max_length") != max_length:
+            self.tokenizer.enable_truncation(max_length)
+        ids = [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
+        longest = max(len(row) for row in ids)
+        input_ids = torch.full((len(ids), longest), self.pad_id, dtype=torch.long)
+        attention_mask = torch.zeros((len(ids), longest), dtype=torch.long)
+        for i, row in enumerate(ids):
+            input_ids[i, : len(row)] = torch.tensor(row)
+            attention_mask[i, : len(row)] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask}
+
+
+def _from_files(kind: str, path: Path):
     try:
         if kind == "bert":
-            vocab = path / "vocab.txt" if path.is_dir() else path
-            return BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+            return BertWordPiece(path / "vocab.txt" if path.is_dir() else path)
+        from transformers import AutoTokenizer
+
         if kind == "clip" and path.name.endswith(".txt.gz"):
             return _clip_from_bpe(path)
         tok = AutoTokenizer.from_pretrained(str(path), local_files_only=True)

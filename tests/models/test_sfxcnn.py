@@ -65,6 +65,23 @@ def test_any_length_and_batch_independent(tower):
         model(torch.zeros(2, 4, 100, 96))
 
 
+def test_inference_path_is_the_same_function(tower):
+    """Without autograd the tower runs channels-last with the batch norms folded in: the same numbers as the plain
+    path (which autograd uses), and a weight change is seen at the next call (the folded weights are cached)."""
+    model = SfxCNN(CONFIG).eval()
+    model.load_state_dict(tower)
+    x = torch.rand(3, 120, 96, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        fast = model(x)
+    plain = model(x).detach()  # grad enabled: the module-by-module path
+    assert torch.allclose(fast, plain, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        model.conv_block2.bn1.running_var.mul_(4.0)
+        changed = model(x)
+    assert not torch.allclose(changed, fast, rtol=1e-3)
+    assert torch.allclose(changed, model(x).detach(), rtol=1e-5, atol=1e-5)
+
+
 def test_bad_config():
     with pytest.raises(ConfigError, match="variant"):
         SfxCNN(AudioTowerConfig(kind="sfxcnn", variant="cnn99", embed_dim=512))

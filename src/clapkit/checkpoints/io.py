@@ -146,8 +146,11 @@ def save_safetensors(state_dict: Mapping[str, torch.Tensor], path: str | Path, m
     atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
 
 
-def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load weights; every weight of the module must be given and nothing unknown may be left over."""
+def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, torch.Tensor], source: str,
+                           assign: bool = False) -> None:
+    """Load weights; every weight of the module must be given and nothing unknown may be left over. ``assign``: the
+    module's tensors become the given ones (in the module's dtype, contiguous) instead of being copied into: for a
+    module built with ``clapkit.models.empty.parameters_on_meta``."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state_dict))
     unexpected = sorted(set(state_dict) - set(expected))
@@ -164,4 +167,6 @@ def load_state_dict_strict(module: torch.nn.Module, state_dict: Mapping[str, tor
             + "; ".join(parts)
             + ". Check the model name matches the checkpoint (or pass only the file to auto-detect)."
         )
-    module.load_state_dict(state_dict, strict=True)
+    if assign:
+        state_dict = {k: v.to(expected[k].dtype).contiguous() for k, v in state_dict.items()}
+    module.load_state_dict(state_dict, strict=True, assign=assign)

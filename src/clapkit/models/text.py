@@ -40,7 +40,12 @@ class BartEncoderOnly(nn.Module):
 
 
 def build_hf_text_model(hf_config: dict) -> nn.Module:
-    """Instantiate a transformers model from a config dict (random init; weights come from a checkpoint)."""
+    """Instantiate the encoder of a config dict (random init; weights come from a checkpoint): clapkit's own BERT /
+    RoBERTa encoder where it covers the config (same parameter names, no transformers import), else transformers'."""
+    from clapkit.models import bert
+
+    if bert.supports(hf_config):
+        return bert.BertEncoder(hf_config)
     from transformers import AutoConfig, CLIPTextConfig, CLIPTextModel
 
     config = dict(hf_config)

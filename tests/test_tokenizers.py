@@ -54,3 +54,7 @@ def test_bundled_bert_tokenizer_gives_transformers_ids():
         theirs = reference(texts, padding="longest", truncation=True, max_length=max_length, return_tensors="pt")
         assert ours["input_ids"].tolist() == theirs["input_ids"].tolist()
         assert ours["attention_mask"].tolist() == theirs["attention_mask"].tolist()
+    for text in texts:  # one caption, without [CLS]/[SEP] (as TextTokenizer.unknown_only asks)
+        assert tok.hf_tokenizer(text, add_special_tokens=False)["input_ids"] == \
+            reference(text, add_special_tokens=False)["input_ids"]
+    assert tok.unknown_only(["🐶🎺", "a dog"]) == ["🐶🎺"]

@@ -163,18 +163,29 @@ class BertWordPiece:
             single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1",
             special_tokens=[("[CLS]", ids["[CLS]"]), ("[SEP]", ids["[SEP]"])])
         tokenizer.add_special_tokens(specials)  # written in a caption they are those tokens, as in transformers
-        self.tokenizer, self.pad_id = tokenizer, ids["[PAD]"]
+        self.tokenizer, self.pad_id, self.unk_token_id = tokenizer, ids["[PAD]"], ids["[UNK]"]
 
-    def __call__(self, texts: list[str], padding: str = "longest", truncation: bool = True, max_length: int = 512,
-                 return_tensors: str = "pt") -> dict[str, torch.Tensor]:
-        if truncation and (self.tokenizer.truncation or {}).get("max_length") != max_length:
-            self.tokenizer.enable_truncation(max_length)
-        ids = [encoding.ids for encoding in self.tokenizer.encode_batch(texts)]
+    def __call__(self, texts: str | list[str], padding: str = "longest", truncation: bool = False,
+                 max_length: int | None = None, return_tensors: str | None = None,
+                 add_special_tokens: bool = True) -> dict:
+        """As transformers' tokenizers: a caption or a list; with ``return_tensors="pt"`` right-padded tensors."""
+        wanted = {"max_length": max_length} if truncation and max_length else None
+        if (self.tokenizer.truncation or {}).get("max_length") != (wanted or {}).get("max_length"):
+            if wanted:
+                self.tokenizer.enable_truncation(max_length)
+            else:
+                self.tokenizer.no_truncation()
+        batch = [texts] if isinstance(texts, str) else list(texts)
+        ids = [e.ids for e in self.tokenizer.encode_batch(batch, add_special_tokens=add_special_tokens)]
+        if return_tensors != "pt":
+            masks = [[1] * len(row) for row in ids]
+            return {"input_ids": ids[0], "attention_mask": masks[0]} if isinstance(texts, str) else \
+                {"input_ids": ids, "attention_mask": masks}
         longest = max(len(row) for row in ids)
         input_ids = torch.full((len(ids), longest), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(ids), longest), dtype=torch.long)
         for i, row in enumerate(ids):
-            input_ids[i, : len(row)] = torch.tensor(row)
+            input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
             attention_mask[i, : len(row)] = 1
         return {"input_ids": input_ids, "attention_mask": attention_mask}
 

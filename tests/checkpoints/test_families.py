@@ -39,8 +39,12 @@ def test_a_new_record_is_detected_without_touching_the_loader(tmp_path, monkeypa
     assert detected.description == "detected from new.pt" and list(state) == ["renamed.tiny.x"]
 
 
-def test_a_refusing_record_names_the_file_and_the_reason(tmp_path):
-    torch.save({"model": {"clap.base.htsat.norm.weight": torch.zeros(1), "gpt.transformer.wte.weight": torch.zeros(1)}},
-               tmp_path / "cap.pth")
-    with pytest.raises(CheckpointError, match=r"cap\.pth: this is MS-CLAP's captioning model"):
-        load_weights(tmp_path / "cap.pth")
+def test_a_refusing_record_names_the_file_and_the_reason(tmp_path, monkeypatch):
+    # a file clapkit recognises but does not load as a CLAP model: its record refuses it with the reason
+    torch.save({"model": {"vocoder.conv.weight": torch.zeros(1)}}, tmp_path / "voc.pth")
+    vocoder = CheckpointFamily(
+        "vocoder", "A vocoder", "keys vocoder.*", lambda sd: any(k.startswith("vocoder.") for k in sd),
+        refuse=lambda source: CheckpointError(f"{source}: this is a vocoder, not a CLAP model"))
+    monkeypatch.setattr(checkpoints, "FAMILIES", (vocoder, *FAMILIES))
+    with pytest.raises(CheckpointError, match=r"voc\.pth: this is a vocoder, not a CLAP model"):
+        load_weights(tmp_path / "voc.pth")

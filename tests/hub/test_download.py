@@ -1,13 +1,14 @@
+
 """``clapkit download`` against a stand-in hub on 127.0.0.1 (HF_ENDPOINT): resume after a dropped connection, the
 transformers-repo file fallbacks, refusal of corrupt files, HF_HUB_OFFLINE."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import io
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 from huggingface_hub import constants
@@ -93,7 +94,7 @@ def test_corrupt_download_is_refused_and_removed(damage, hub, hub_cache, msclap_
 
 def test_a_genuine_file_that_needs_unpickling_is_kept_not_deleted(hub, hub_cache, small_registry, laion_file, capsys):
     obj = torch.load(io.BytesIO(laion_file[0]), weights_only=True)
-    obj["best_map"] = np.float64(0.4)  # a numpy scalar beside the weights: weights_only refuses the file
+    obj["args"] = argparse.Namespace(lr=1e-4)  # a Python object beside the weights: weights_only refuses the file
     buffer = io.BytesIO()
     torch.save(obj, buffer)
     hub.add("lukewys/laion_clap", {"630k-best.pt": buffer.getvalue()})

@@ -141,8 +141,8 @@ def test_row5_an_os_error_anywhere_in_a_command_is_exit_2(monkeypatch, capsys):
 
     real = cli.build_parser
 
-    def parser_with_failing_formats():
-        parser = real()
+    def parser_with_failing_formats(argv=None):
+        parser = real(argv)
         parser.parse_args(["formats"])  # builds the subparsers
         for action in parser._subparsers._group_actions:
             action.choices["formats"].set_defaults(func=fail)

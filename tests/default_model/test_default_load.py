@@ -32,7 +32,9 @@ def test_shipped_files_are_small_and_hold_no_text_tower():
     assert not any(k.startswith("text_tower.") for k in keys)
     assert json.loads(config_path.read_text())["name"] == "clapkit-default"
     numbers = json.loads((default_model.DEFAULT_DIR / "numbers.json").read_text())
-    assert numbers["zero_shot"]["classes"] >= 12
+    assert numbers["v2"]["zero_shot_heldout"]["classes"] == 40  # measured on the v2 split, next to v1
+    assert numbers["v1"]["zero_shot_heldout"]["classes"] == 40
+    assert "of 40 for" in default_model.quality_note()
 
 
 def test_text_tower_is_minilm_from_its_package(model):
@@ -61,6 +63,7 @@ def test_demo_prints_classification_and_search():
     assert "clapkit-default" in out and "zero-shot classification" in out
     assert all(name in out for name in EXPECTED)
     assert "text search 'someone says hello': speech_hello" in out
+    assert "how good is it? on 40 sound classes it never trained on" in out
 
 
 def test_missing_weights_say_how_to_rebuild(monkeypatch, tmp_path):

@@ -42,6 +42,12 @@ def run_demo(args) -> int:
         order = np.argsort(-scores)[:3]
         hits = ", ".join(f"{names[i]} ({scores[i]:+.2f})" for i in order)
         print(f"\ntext search {query!r}: {hits}")
+    if args.model == "default":
+        from clapkit.default_model import quality_note
+
+        note = quality_note()
+        if note:
+            print(f"\nhow good is it? {note}")
     return 0
 
 

@@ -33,7 +33,7 @@ class HeadOptions:
     centre: bool = False  # subtract the mean training-caption embedding on the text side
     balanced: bool = True
     p_mix: float = 0.2
-    steps: int = 3000
+    steps: int = 1000
     batch_size: int = 256
     lr: float = 1e-3
     weight_decay: float = 0.01

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from clapkit.cli import main
-from clapkit.train.data import read_manifest
+from clapkit.train.manifests import read_manifest
 from clapkit.train.shards import ShardDataset
 from tests.chat_server import FakeChatServer
 from tests.train.conftest import write_clip

@@ -11,7 +11,8 @@ import soundfile
 
 from clapkit.audio.io import load_audio
 from clapkit.errors import ClapkitError
-from clapkit.train.data import ManifestDataset, read_folder, read_manifest, text_list
+from clapkit.train.data import ManifestDataset
+from clapkit.train.manifests import read_folder, read_manifest, text_list
 from tests.train.conftest import RATE, write_clip
 
 

@@ -177,7 +177,7 @@ def test_training_from_shards_resumes_at_the_stream_position(tmp_path):
 
     import soundfile
 
-    from clapkit.train.data import ManifestEntry
+    from clapkit.train.manifests import ManifestEntry
     from clapkit.train.shard_writer import write_shards
 
     entries = []

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 
 from clapkit.train.captions import Debiaser, KeywordCaptioner, Rewriter
-from clapkit.train.data import ManifestEntry, read_manifest
-from clapkit.train.manifests import write_manifest
+from clapkit.train.manifests import ManifestEntry, read_manifest, write_manifest
 
 DEBIAS_CHOICES = ("generated", "all", "none")
 

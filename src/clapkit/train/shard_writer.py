@@ -18,15 +18,8 @@ import soundfile
 from clapkit.audio.io import load_audio
 from clapkit.errors import AudioError, ClapkitError
 from clapkit.files import commit, temporary_beside, write_text_atomic
-from clapkit.train.data import (
-    ItemChecks,
-    Manifest,
-    ManifestEntry,
-    SkipCounter,
-    as_manifest,
-    audio_error_reason,
-    log,
-)
+from clapkit.train.data import ItemChecks, audio_error_reason
+from clapkit.train.manifests import Manifest, ManifestEntry, SkipCounter, as_manifest, log
 
 
 @dataclass

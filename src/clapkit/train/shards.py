@@ -39,15 +39,8 @@ import torch.utils.data
 from clapkit.audio.io import load_audio, prepare_waveform
 from clapkit.errors import AudioError, ClapkitError
 from clapkit.inputs import AUDIO_EXTENSIONS
-from clapkit.train.data import (
-    ItemChecks,
-    SkipCounter,
-    audio_error_reason,
-    log,
-    make_item,
-    row_captions,
-    text_list,
-)
+from clapkit.train.data import ItemChecks, audio_error_reason, make_item
+from clapkit.train.manifests import SkipCounter, log, row_captions, text_list
 from clapkit.train.shard_writer import ShardWriteResult, write_shards
 
 __all__ = ["ShardDataset", "ShardEntry", "ShardWriteResult", "decode_audio_bytes", "list_shards", "scan_shard",

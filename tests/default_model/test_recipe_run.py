@@ -84,3 +84,24 @@ def test_tower_learning_rate_scale():
         assert len(in_tower) == 1
         assert group.get("lr") == (pytest.approx(1e-4) if in_tower.pop() else None)
     assert sum(len(g["params"]) for g in groups) == sum(1 for _ in model.parameters())
+
+
+def test_ship_all_retrains_on_every_clip_after_measuring(two_runs, fake_corpus, tmp_path):
+    work_a, numbers_a = two_runs[0]
+    options = variant(SHIPPED, steps=25, batch_size=32, warmup=5)
+    numbers = run_recipe(fake_corpus, tmp_path, options=options, views=2, heldout_count=2, quiet=True,
+                         ship_all=True)
+    # the measured model is the split model of a plain run, kept beside the shipped one
+    split_model = load_file(str(tmp_path / "default-model-split" / "model.safetensors"))
+    plain = load_file(str(work_a / "default-model" / "model.safetensors"))
+    assert all(torch.equal(split_model[k], plain[k]) for k in plain)
+    assert numbers["v2_cached"] == numbers_a["v2_cached"]
+    # the shipped model saw the held-out classes and clips too, so it has other weights
+    shipped = numbers["shipped"]
+    split = numbers["split"]["clips"]
+    assert shipped["train_clips"] > split["train"] + split["heldout_classes"] - 1
+    assert shipped["classes"] > numbers["split"]["train_classes"]
+    final = load_file(str(tmp_path / "default-model" / "model.safetensors"))
+    assert final.keys() == plain.keys() and not torch.equal(final["audio_projection.weight"],
+                                                            plain["audio_projection.weight"])
+    assert json.loads((tmp_path / "numbers.json").read_text())["shipped"] == shipped

@@ -17,8 +17,8 @@ def run_default_model(args) -> int:
     numbers = run_recipe(args.corpus, args.work, options=options, views=args.views or VIEWS, aisfx=args.aisfx,
                          install=args.install, force=args.force, compare=args.compare, baseline=args.baseline,
                          quiet=args.quiet, compare_unfreeze=args.compare_unfreeze,
-                         end_to_end=args.end_to_end)
-    keys = [k for k in ("v1", "v2", "variants", "unfreeze", "training") if k in numbers]
+                         end_to_end=args.end_to_end, ship_all=args.ship_all)
+    keys = [k for k in ("v1", "v2", "variants", "unfreeze", "training", "shipped") if k in numbers]
     print(json.dumps({k: numbers[k] for k in keys}, indent=2, default=float))
     return 0
 
@@ -43,6 +43,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     default.add_argument("--baseline", help="a shipped default-model folder (config.json + model.safetensors) to "
                          "measure on the same split, e.g. a copy of v1")
     default.add_argument("--aisfx", help="aiSFX checkpoint.pth or wheel (default: the installed aisfx package)")
+    default.add_argument("--ship-all", action="store_true",
+                         help="after measuring on the split, retrain the exported (and installed) model with the same "
+                         "options on every clip, held-out ones included (the split model stays in "
+                         "WORK/default-model-split)")
     default.add_argument("--install", action="store_true", help="copy the result into the installed package")
     default.add_argument("--force", action="store_true", help="redo every step (default: reuse cached features)")
     default.add_argument("--seed", type=int, default=0)

@@ -119,10 +119,38 @@ def mixture_pairs(classes: list[str], n: int, seed: int) -> list[tuple[int, int]
     return pairs
 
 
+def training_data(model, train: list[dict[str, Any]], feats_dir: Path, views: int, seed: int, quiet: bool,
+                  extra_texts: list[str] = ()) -> tuple[TrainData, list[str], dict[str, str]]:
+    """Cached features (``views`` per clip, mixtures) and MiniLM embeddings of ``train``'s captions and
+    ``extra_texts``: the heads' training data, the text table's texts, and the skipped clips."""
+    from clapkit.recipes import augment, features
+
+    cache = feats_dir / "cache"
+    train_feats, skipped = features.clip_features(model, train, cache, views, seed, quiet, "training",
+                                                  clean=CLEAN_TRAIN_VIEW)
+    pairs = mixture_pairs([r["class"] for r in train], int(MIXTURES_PER_CLIP * len(train)), seed)
+    mix = features.mixture_features(model, train, pairs, cache, seed, quiet)
+    clip_texts = [corpus_v2.clip_captions(r) for r in train]
+    mix_texts = [[augment.mixture_caption(clip_texts[i][0], clip_texts[j][0]), corpus_v2.ZERO_SHOT_TEMPLATE.format(
+        f"{corpus_v2.readable_label(train[i]['class'])} and {corpus_v2.readable_label(train[j]['class'])}")]
+        for i, j in pairs]
+    texts, ids = caption_table([*clip_texts, *mix_texts, list(extra_texts)])
+    table = features.text_embeddings(model, texts, feats_dir / "texts", quiet)
+    data = TrainData(train_feats, ids[: len(train)], [r["class"] for r in train],
+                     [r["source_package"] for r in train], table, mix, ids[len(train) : len(train) + len(pairs)])
+    return data, texts, skipped
+
+
+def final_rows(rows: list[dict[str, Any]], skipped: dict[str, str], seed: int) -> list[dict[str, Any]]:
+    """What the shipped model trains on once the split has measured it: EVERY readable corpus clip (held-out
+    classes and held-out clips included), capped per class as the split's training set is."""
+    return cap_per_class([r for r in rows if r["audio"] not in skipped], TRAIN_MAX_PER_CLASS, seed)
+
+
 def prepare(corpus: str | Path, work: Path, model, views: int, seed: int, quiet: bool,
             heldout_count: int = corpus_v2.HELDOUT_COUNT) -> dict[str, Any]:
     """Split, cached features and texts; returns what training and evaluation need."""
-    from clapkit.recipes import augment, features
+    from clapkit.recipes import features
 
     rows = corpus_v2.read_corpus(corpus)
     split = corpus_v2.split_corpus(rows, heldout_count)
@@ -141,22 +169,11 @@ def prepare(corpus: str | Path, work: Path, model, views: int, seed: int, quiet:
     seen, more = features.clip_features(model, split["heldout_clips"], cache, 1, seed, quiet,
                                         "held-out clips")
     skipped.update(more)
-    train_feats, more = features.clip_features(model, train, cache, views, seed, quiet, "training",
-                                               clean=CLEAN_TRAIN_VIEW)
-    skipped.update(more)
-    pairs = mixture_pairs([r["class"] for r in train], int(MIXTURES_PER_CLIP * len(train)), seed)
-    mix = features.mixture_features(model, train, pairs, cache, seed, quiet)
-    clip_texts = [corpus_v2.clip_captions(r) for r in train]
-    mix_texts = [[augment.mixture_caption(clip_texts[i][0], clip_texts[j][0]), corpus_v2.ZERO_SHOT_TEMPLATE.format(
-        f"{corpus_v2.readable_label(train[i]['class'])} and {corpus_v2.readable_label(train[j]['class'])}")]
-        for i, j in pairs]
     all_classes = default_eval.all_class_labels(rows)
     eval_texts = [corpus_v2.ZERO_SHOT_TEMPLATE.format(c) for c in all_classes]
     eval_texts += [r["caption"].strip() for r in split["heldout_classes"] + split["heldout_clips"]]
-    texts, ids = caption_table([*clip_texts, *mix_texts, eval_texts])
-    table = features.text_embeddings(model, texts, feats_dir / "texts", quiet)
-    data = TrainData(train_feats, ids[: len(train)], [r["class"] for r in train],
-                     [r["source_package"] for r in train], table, mix, ids[len(train) : len(train) + len(pairs)])
+    data, texts, more = training_data(model, train, feats_dir, views, seed, quiet, eval_texts)
+    skipped.update(more)
     lookup = {t: i for i, t in enumerate(texts)}
     return {"rows": rows, "split": _drop_skipped(split, skipped), "train_rows": train, "summary": summary, "data": data,
             "all_classes": all_classes, "lookup": lookup, "skipped": skipped,
@@ -218,10 +235,13 @@ def _brief(numbers: dict[str, Any]) -> dict[str, float]:
 def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = SHIPPED, views: int = VIEWS,
                aisfx: str | Path | None = None, install: bool = False, force: bool = False, compare: bool = False,
                baseline: str | Path | None = None, end_to_end: bool = False, quiet: bool = False,
-               heldout_count: int = corpus_v2.HELDOUT_COUNT, compare_unfreeze: bool = False) -> dict[str, Any]:
+               heldout_count: int = corpus_v2.HELDOUT_COUNT, compare_unfreeze: bool = False,
+               ship_all: bool = False) -> dict[str, Any]:
     """The whole recipe; ``heldout_count`` other than 40 only for small test corpora (it changes the split rule).
     The numbers are measured on the cached held-out features; the exported model re-embeds ``CHECK_CLIPS`` held-out
-    clips itself to confirm they are what it computes (``end_to_end``: it re-embeds and measures every clip)."""
+    clips itself to confirm they are what it computes (``end_to_end``: it re-embeds and measures every clip).
+    ``ship_all``: the model exported to ``work/default-model`` (and installed) is then retrained with the same
+    options on every readable clip (``final_rows``); the measured split model is kept in ``default-model-split``."""
     import torch
 
     work = Path(work)
@@ -253,16 +273,8 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
     heads, losses = train_heads(prepared["data"], options)
     head_minutes = (time.time() - t0) / 60
     cached = evaluate_cached(prepared, heads.audio_numpy, heads.text_numpy)
-    state, audio_head, text_head = export_state(heads)
-    export = base_model(aisfx, (state, audio_head, text_head))
-    shipped = {k: v.contiguous() for k, v in export.module.state_dict().items() if not k.startswith("text_tower.")}
-    out = work / "default-model"
-    from clapkit.checkpoints import save_clapkit
-
-    config = export.config.replace(name="clapkit-default", description=(
-        "clapkit's offline default v2: aiSFX sound-effects CNN (4.7 M, 44.1 kHz, 5 s, frozen) + a "
-        f"{audio_head.kind} audio head into frozen all-MiniLM-L6-v2's 384-d space"))
-    save_clapkit(out, config, shipped)
+    evaluated = work / ("default-model-split" if ship_all else "default-model")
+    _export(heads, evaluated, aisfx)
     numbers.update({"v2_cached": cached, "training": {
         "options": dataclasses.asdict(options), "views": views, "final_loss": float(np.mean(losses[-50:])),
         "feature_minutes": round(feature_minutes, 1), "head_minutes": round(head_minutes, 2),
@@ -270,13 +282,26 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
         "logit_scale": float(torch.exp(heads.logit_scale.detach()))}})
     if baseline:
         numbers["v1"] = evaluate_baseline(prepared, Path(baseline))
-    exported = load_export(out)
+    exported = load_export(evaluated)
     rows = prepared["split"]["heldout_classes"][:CHECK_CLIPS]
     direct = exported.embed_audio([r["audio"] for r in rows])
     numbers["v2_check"] = {"clips": len(rows), "min_cosine_to_cached": float(np.min(np.sum(
         direct * heads.audio_numpy(prepared["unseen"][: len(rows)]), axis=1)))}
     numbers["v2"] = (default_eval.evaluate_model(exported, prepared["split"], prepared["all_classes"])
                      if end_to_end else cached)
+    out = work / "default-model"
+    if ship_all:
+        everything = final_rows(prepared["rows"], prepared["skipped"], options.seed)
+        data, _, more = training_data(model, everything, work / "features", views, options.seed, quiet)
+        t0 = time.time()
+        final, final_losses = train_heads(data, options)
+        _export(final, out, aisfx)
+        numbers["shipped"] = {
+            "trained_on": "every readable corpus clip (held-out classes and clips included), after the split's "
+                          "numbers were measured with the same options", "train_clips": len(everything) - len(more),
+            "classes": len({r["class"] for r in everything}), "mixtures": int(len(data.mix_features)),
+            "final_loss": float(np.mean(final_losses[-50:])), "head_minutes": round((time.time() - t0) / 60, 2)}
+        log.info("shipped heads trained on all %d clips", numbers["shipped"]["train_clips"])
     numbers["training"]["wall_minutes"] = round((time.time() - started) / 60, 1)
     default_eval.write_numbers(numbers, out / "numbers.json")
     default_eval.write_numbers(numbers, work / "numbers.json")
@@ -290,3 +315,17 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
     for line in default_eval.summary_lines(numbers.get("v2", cached)):
         log.info(line)
     return numbers
+
+
+def _export(heads, out: Path, aisfx: str | Path | None) -> Path:
+    """The trained heads on aiSFX + MiniLM as a clapkit checkpoint folder (the text tower is not stored)."""
+    from clapkit.checkpoints import save_clapkit
+
+    state, audio_head, text_head = export_state(heads)
+    export = base_model(aisfx, (state, audio_head, text_head))
+    shipped = {k: v.contiguous() for k, v in export.module.state_dict().items() if not k.startswith("text_tower.")}
+    config = export.config.replace(name="clapkit-default", description=(
+        "clapkit's offline default v2: aiSFX sound-effects CNN (4.7 M, 44.1 kHz, 5 s, frozen) + a "
+        f"{audio_head.kind} audio head into frozen all-MiniLM-L6-v2's 384-d space"))
+    save_clapkit(out, config, shipped)
+    return out

@@ -17,7 +17,8 @@ def run_default_model(args) -> int:
     numbers = run_recipe(args.corpus, args.work, options=options, views=args.views or VIEWS, aisfx=args.aisfx,
                          install=args.install, force=args.force, compare=args.compare, baseline=args.baseline,
                          quiet=args.quiet, compare_unfreeze=args.compare_unfreeze,
-                         end_to_end=args.end_to_end, ship_all=args.ship_all)
+                         end_to_end=args.end_to_end, ship_all=args.ship_all,
+                         backgrounds=not args.no_backgrounds)
     keys = [k for k in ("v1", "v2", "variants", "unfreeze", "training", "shipped") if k in numbers]
     print(json.dumps({k: numbers[k] for k in keys}, indent=2, default=float))
     return 0
@@ -47,6 +48,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          help="after measuring on the split, retrain the exported (and installed) model with the same "
                          "options on every clip, held-out ones included (the split model stays in "
                          "WORK/default-model-split)")
+    default.add_argument("--no-backgrounds", action="store_true",
+                         help="noisy views get coloured noise only (default: half of them real ambience clips)")
     default.add_argument("--install", action="store_true", help="copy the result into the installed package")
     default.add_argument("--force", action="store_true", help="redo every step (default: reuse cached features)")
     default.add_argument("--seed", type=int, default=0)

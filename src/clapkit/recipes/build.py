@@ -35,6 +35,12 @@ CLEAN_TRAIN_VIEW = False  # no extra clean 5 s view of training clips: it would 
 MIXTURES_PER_CLIP = 0.15
 TRAIN_MAX_PER_CLASS = 100  # training clips per class, spread over its packages (balanced sampling needs no more)
 CHECK_CLIPS = 64
+BACKGROUND_CLIPS = 64  # training clips of ambience classes mixed into augmented views as real background noise
+BACKGROUND_CLASSES = frozenset({
+    "Wind", "Rustling leaves", "Rain", "Rain on surface", "Stream", "Waterfall", "Ocean", "Waves, surf",
+    "Thunderstorm", "Crowd", "Hubbub, speech noise, speech babble", "Traffic noise, roadway noise", "Hum",
+    "Environmental noise", "Outside, urban or manmade", "Outside, rural or natural", "Inside, small room",
+    "Inside, large room or hall", "Inside, public space", "Field recording", "Rustle", "Fire", "Insect", "Cricket"})
 
 
 def measured_variants(base: HeadOptions) -> dict[str, HeadOptions]:
@@ -119,15 +125,31 @@ def mixture_pairs(classes: list[str], n: int, seed: int) -> list[tuple[int, int]
     return pairs
 
 
+def background_rows(train: list[dict[str, Any]], seed: int) -> list[dict[str, Any]]:
+    """Up to ``BACKGROUND_CLIPS`` training clips of ambience classes (``BACKGROUND_CLASSES``), spread over classes
+    and packages: the real background noise of augmented views (only training clips, so no held-out class leaks)."""
+    import random
+
+    pool = [r for r in train if r["class"] in BACKGROUND_CLASSES]
+    per_class = -(-BACKGROUND_CLIPS // max(1, len({r["class"] for r in pool})))  # ceil
+    chosen = cap_per_class(pool, per_class, seed)
+    return sorted(random.Random(f"{seed}/backgrounds").sample(chosen, min(len(chosen), BACKGROUND_CLIPS)),
+                  key=lambda r: r["audio"])
+
+
 def training_data(model, train: list[dict[str, Any]], feats_dir: Path, views: int, seed: int, quiet: bool,
-                  extra_texts: list[str] = ()) -> tuple[TrainData, list[str], dict[str, str]]:
+                  extra_texts: list[str] = (), backgrounds: bool = True
+                  ) -> tuple[TrainData, list[str], dict[str, str]]:
     """Cached features (``views`` per clip, mixtures) and MiniLM embeddings of ``train``'s captions and
-    ``extra_texts``: the heads' training data, the text table's texts, and the skipped clips."""
+    ``extra_texts``: the heads' training data, the text table's texts, and the skipped clips. ``backgrounds``: real
+    ambience clips (``background_rows``) as the noise of half the noisy views, else coloured noise only."""
     from clapkit.recipes import augment, features
 
     cache = feats_dir / "cache"
+    noise = (features.load_backgrounds(background_rows(train, seed), model.config.frontend.sample_rate)
+             if backgrounds else ([], ""))
     train_feats, skipped = features.clip_features(model, train, cache, views, seed, quiet, "training",
-                                                  clean=CLEAN_TRAIN_VIEW)
+                                                  clean=CLEAN_TRAIN_VIEW, backgrounds=noise)
     pairs = mixture_pairs([r["class"] for r in train], int(MIXTURES_PER_CLIP * len(train)), seed)
     mix = features.mixture_features(model, train, pairs, cache, seed, quiet)
     clip_texts = [corpus_v2.clip_captions(r) for r in train]
@@ -148,7 +170,7 @@ def final_rows(rows: list[dict[str, Any]], skipped: dict[str, str], seed: int) -
 
 
 def prepare(corpus: str | Path, work: Path, model, views: int, seed: int, quiet: bool,
-            heldout_count: int = corpus_v2.HELDOUT_COUNT) -> dict[str, Any]:
+            heldout_count: int = corpus_v2.HELDOUT_COUNT, backgrounds: bool = True) -> dict[str, Any]:
     """Split, cached features and texts; returns what training and evaluation need."""
     from clapkit.recipes import features
 
@@ -172,7 +194,7 @@ def prepare(corpus: str | Path, work: Path, model, views: int, seed: int, quiet:
     all_classes = default_eval.all_class_labels(rows)
     eval_texts = [corpus_v2.ZERO_SHOT_TEMPLATE.format(c) for c in all_classes]
     eval_texts += [r["caption"].strip() for r in split["heldout_classes"] + split["heldout_clips"]]
-    data, texts, more = training_data(model, train, feats_dir, views, seed, quiet, eval_texts)
+    data, texts, more = training_data(model, train, feats_dir, views, seed, quiet, eval_texts, backgrounds)
     skipped.update(more)
     lookup = {t: i for i, t in enumerate(texts)}
     return {"rows": rows, "split": _drop_skipped(split, skipped), "train_rows": train, "summary": summary, "data": data,
@@ -236,7 +258,7 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
                aisfx: str | Path | None = None, install: bool = False, force: bool = False, compare: bool = False,
                baseline: str | Path | None = None, end_to_end: bool = False, quiet: bool = False,
                heldout_count: int = corpus_v2.HELDOUT_COUNT, compare_unfreeze: bool = False,
-               ship_all: bool = False) -> dict[str, Any]:
+               ship_all: bool = False, backgrounds: bool = True) -> dict[str, Any]:
     """The whole recipe; ``heldout_count`` other than 40 only for small test corpora (it changes the split rule).
     The numbers are measured on the cached held-out features; the exported model re-embeds ``CHECK_CLIPS`` held-out
     clips itself to confirm they are what it computes (``end_to_end``: it re-embeds and measures every clip).
@@ -250,7 +272,7 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
     model = base_model(aisfx)
-    prepared = prepare(corpus, work, model, views, options.seed, quiet, heldout_count)
+    prepared = prepare(corpus, work, model, views, options.seed, quiet, heldout_count, backgrounds)
     feature_minutes = (time.time() - started) / 60
     numbers: dict[str, Any] = {"split": prepared["summary"], "skipped_clips": len(prepared["skipped"])}
     if compare:
@@ -276,7 +298,8 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
     evaluated = work / ("default-model-split" if ship_all else "default-model")
     _export(heads, evaluated, aisfx)
     numbers.update({"v2_cached": cached, "training": {
-        "options": dataclasses.asdict(options), "views": views, "final_loss": float(np.mean(losses[-50:])),
+        "options": dataclasses.asdict(options), "views": views, "backgrounds": backgrounds,
+        "final_loss": float(np.mean(losses[-50:])),
         "feature_minutes": round(feature_minutes, 1), "head_minutes": round(head_minutes, 2),
         "train_clips": len(prepared["split"]["train"]), "mixtures": int(len(prepared["data"].mix_features)),
         "logit_scale": float(torch.exp(heads.logit_scale.detach()))}})
@@ -292,7 +315,8 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
     out = work / "default-model"
     if ship_all:
         everything = final_rows(prepared["rows"], prepared["skipped"], options.seed)
-        data, _, more = training_data(model, everything, work / "features", views, options.seed, quiet)
+        data, _, more = training_data(model, everything, work / "features", views, options.seed, quiet,
+                                      backgrounds=backgrounds)
         t0 = time.time()
         final, final_losses = train_heads(data, options)
         _export(final, out, aisfx)

@@ -66,8 +66,10 @@ def _seed(key: str) -> list[int]:
     return [int(key[i : i + 8], 16) for i in range(0, 16, 8)]
 
 
-def _views_of(path: str, keys: Sequence[str], sample_rate: int) -> tuple[np.ndarray | None, list[np.ndarray], str]:
-    """The waveform (for the clean view) and one augmented crop per key in ``keys`` (each seeded by its key)."""
+def _views_of(path: str, keys: Sequence[str], sample_rate: int,
+              backgrounds: Sequence[np.ndarray] = ()) -> tuple[np.ndarray | None, list[np.ndarray], str]:
+    """The waveform (for the clean view) and one augmented crop per key in ``keys`` (each seeded by its key; noise
+    from ``backgrounds`` or coloured noise)."""
     try:
         x = _load(path, sample_rate)
     except AudioError as exc:
@@ -75,27 +77,46 @@ def _views_of(path: str, keys: Sequence[str], sample_rate: int) -> tuple[np.ndar
     if len(x) == 0 or not np.any(x):
         return None, [], f"{path}: silent"
     crop_samples = int(CROP_SECONDS * sample_rate)
-    crops = [augment.augment_view(x, sample_rate, np.random.default_rng(_seed(k)), crop_samples)[0] for k in keys]
+    crops = [augment.augment_view(x, sample_rate, np.random.default_rng(_seed(k)), crop_samples, backgrounds)[0]
+             for k in keys]
     return x, crops, ""
 
 
+def load_backgrounds(rows: Sequence[dict[str, Any]], sample_rate: int) -> tuple[list[np.ndarray], str]:
+    """The waveforms of background clips (``rows``; unreadable or silent ones left out) and a key naming the set."""
+    out, names = [], []
+    for row in rows:
+        try:
+            x = _load(row["audio"], sample_rate)
+        except AudioError:
+            continue
+        if len(x) and np.any(x):
+            out.append(x)
+            names.append(_file_key(row["audio"]))
+    return out, _key("backgrounds", *names) if out else ""
+
+
 def clip_features(model, rows: Sequence[dict[str, Any]], cache: Path, views: int, seed: int = 0,
-                  quiet: bool = False, what: str = "clips", clean: bool = True) -> tuple[np.ndarray, dict[str, str]]:
+                  quiet: bool = False, what: str = "clips", clean: bool = True,
+                  backgrounds: tuple[list[np.ndarray], str] = ([], "")) -> tuple[np.ndarray, dict[str, str]]:
     """(len(rows), views, 512) float32 (NaN: a clip that could not be read) and ``{audio path: reason}`` of the
     skipped clips. With ``clean``, view 0 is the clip as the shipped model sees it and views 1.. are augmented;
     without, all ``views`` are augmented crops. Every view is cached as ``cache/<key>.npy`` (key: the file's identity
     and the view: clean, or augmented number k with the seed), so a grown corpus only costs its new clips and hard
-    links hit the cache."""
+    links hit the cache. ``backgrounds`` (``load_backgrounds``) are mixed in as noise; their key is part of every
+    augmented view's key."""
     from tqdm import tqdm
 
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
     rate = model.config.frontend.sample_rate
+    noise, noise_key = backgrounds
     clean_samples, crop_samples = model.config.frontend.clip_samples, int(CROP_SECONDS * rate)
     files = [_file_key(r["audio"]) for r in rows]
     first = 1 if clean else 0
     keys = [([_key(f, "clean", clean_samples)] if clean else [])
-            + [_key(f, "aug", k, seed, CROP_SECONDS) for k in range(1, views + 1 - first)] for f in files]
+            + [_key(f, "aug", k, seed, CROP_SECONDS, *([noise_key] if noise_key else []))
+               for k in range(1, views + 1 - first)] for f in files]
     bad = {f: (cache / f"{_key(f)}.skip").read_text() for f in set(files) if (cache / f"{_key(f)}.skip").is_file()}
     todo = [i for i, ks in enumerate(keys) if files[i] not in bad and not all((cache / f"{k}.npy").is_file()
                                                                              for k in ks)]
@@ -105,7 +126,7 @@ def clip_features(model, rows: Sequence[dict[str, Any]], cache: Path, views: int
             chunk = todo[start : start + CHUNK]
             need = {i: [k for k in keys[i] if not (cache / f"{k}.npy").is_file()] for i in chunk}
             jobs = [(rows[i]["audio"], [k for k in need[i] if not (clean and k == keys[i][0])]) for i in chunk]
-            loaded = list(pool.map(lambda job: _views_of(job[0], job[1], rate), jobs))
+            loaded = list(pool.map(lambda job: _views_of(job[0], job[1], rate, noise), jobs))
             for i, (x, _, reason) in zip(chunk, loaded):
                 if x is None:
                     bad[files[i]] = reason

@@ -1,32 +1,15 @@
-"""Shared fixtures: short synthetic audio generated with numpy (no data files)."""
+"""Shared fixtures: short synthetic audio (``tests/audio_fixtures.py``, generated with numpy, no data files) and the
+micro CLAP model (``tests/small_models.py``: real architecture, tiny sizes, random weights) saved once per session."""
 
 from __future__ import annotations
 
-import numpy as np
+from pathlib import Path
+
 import pytest
 
-
-def tone(
-    frequency: float = 440.0, seconds: float = 1.0, sample_rate: int = 48000, amplitude: float = 0.5
-) -> np.ndarray:
-    """A sine tone, float32 mono."""
-    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
-    return (amplitude * np.sin(2 * np.pi * frequency * t)).astype(np.float32)
-
-
-def noise(seconds: float = 1.0, sample_rate: int = 48000, amplitude: float = 0.1, seed: int = 0) -> np.ndarray:
-    """Gaussian white noise, float32 mono, reproducible from ``seed``."""
-    rng = np.random.default_rng(seed)
-    return (amplitude * rng.standard_normal(int(round(seconds * sample_rate)))).astype(np.float32)
-
-
-def clicks(
-    seconds: float = 1.0, sample_rate: int = 48000, every_seconds: float = 0.25, amplitude: float = 0.9
-) -> np.ndarray:
-    """Single-sample clicks every ``every_seconds`` on silence, float32 mono."""
-    x = np.zeros(int(round(seconds * sample_rate)), dtype=np.float32)
-    x[:: max(1, int(round(every_seconds * sample_rate)))] = amplitude
-    return x
+import clapkit
+from tests.audio_fixtures import clicks, noise, tone
+from tests.small_models import micro_config, save_random_model
 
 
 @pytest.fixture
@@ -42,3 +25,14 @@ def make_noise():
 @pytest.fixture
 def make_clicks():
     return clicks
+
+
+@pytest.fixture(scope="session")
+def micro_model_dir(tmp_path_factory) -> Path:
+    """The micro model saved as config.json + model.safetensors (loadable by path in subprocesses too)."""
+    return save_random_model(micro_config(), tmp_path_factory.mktemp("micro-model"), seed=0)
+
+
+@pytest.fixture(scope="session")
+def micro_model(micro_model_dir):
+    return clapkit.load(micro_model_dir)

@@ -1,6 +1,6 @@
 """The bad-input corpus, generated at test time: every kind of file a user points clapkit at by mistake, next to a
-few good ones, and damaged checkpoints of every format. The micro model of the inference tests (random weights,
-tiny sizes) keeps every command fast."""
+few good ones, and damaged checkpoints of every format. The micro model (``tests/conftest.py``: random weights, tiny
+sizes) keeps every command fast."""
 
 from __future__ import annotations
 
@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
-import clapkit
 from clapkit import cli
-from tests.inference.conftest import MICRO_RATE, clip, micro_config
+from tests.audio_fixtures import clip, write_audio
+from tests.small_models import MICRO_RATE
 
 SILENT_RATE = 2000  # the hour of silence: 1 h at 2 kHz, written as a sparse file (14 MB of zeros, no disk use)
 
@@ -57,7 +56,7 @@ def wav_claiming(path: Path, seconds: float, rate: int = MICRO_RATE, size: int =
 def silent_hour(path: Path) -> Path:
     """1 h of digital silence: a WAV header, then a sparse hole of zeros (cheap to write, decodes as silence)."""
     frames = 3600 * SILENT_RATE
-    sf.write(path, np.zeros(16, dtype=np.int16), SILENT_RATE, subtype="PCM_16")
+    write_audio(path, np.zeros(16, dtype=np.int16), SILENT_RATE, subtype="PCM_16")
     header = bytearray(path.read_bytes()[:44])
     header[4:8] = struct.pack("<I", 36 + 2 * frames)
     header[40:44] = struct.pack("<I", 2 * frames)
@@ -68,39 +67,23 @@ def silent_hour(path: Path) -> Path:
 
 
 def write_corpus(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    sf.write(folder / "good.wav", clip(1.0, 1), MICRO_RATE)
-    sf.write(folder / "eight_channels.wav", np.stack([clip(0.5, c) for c in range(8)], axis=1), MICRO_RATE)
-    sf.write(folder / "rate_8k.wav", clip(0.5, 2, 8000), 8000)
-    sf.write(folder / "rate_192k.wav", clip(0.3, 3, 192000), 192000)
-    sf.write(folder / GOOD[4], clip(0.5, 4), MICRO_RATE)
+    write_audio(folder / "good.wav", clip(1.0, 1), MICRO_RATE)
+    write_audio(folder / "eight_channels.wav", np.stack([clip(0.5, c) for c in range(8)], axis=1), MICRO_RATE)
+    write_audio(folder / "rate_8k.wav", clip(0.5, 2, 8000), 8000)
+    write_audio(folder / "rate_192k.wav", clip(0.3, 3, 192000), 192000)
+    write_audio(folder / GOOD[4], clip(0.5, 4), MICRO_RATE)
     (folder / "empty.wav").write_bytes(b"")
     wav_claiming(folder / "truncated.wav", 3.0)
     (folder / "text.mp3").write_text("This is a shopping list, not a song.\n" * 40)
     nan = clip(0.5, 5)
     nan[100] = np.nan
-    sf.write(folder / "nan.wav", nan, MICRO_RATE, subtype="FLOAT")
-    sf.write(folder / "zero.wav", np.zeros(0, dtype=np.float32), MICRO_RATE)
+    write_audio(folder / "nan.wav", nan, MICRO_RATE, subtype="FLOAT")
+    write_audio(folder / "zero.wav", np.zeros(0, dtype=np.float32), MICRO_RATE)
     os.symlink("loop_b.wav", folder / "loop_a.wav")
     os.symlink("loop_a.wav", folder / "loop_b.wav")
     os.symlink("gone.wav", folder / "dangling.wav")
     (folder / "folder.wav").mkdir()  # a directory named like audio: a folder, searched (it is empty)
     return folder
-
-
-@pytest.fixture(scope="session")
-def micro_model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    config = micro_config()
-    clapkit.register_model(config)
-    directory = tmp_path_factory.mktemp("bad-input-model")
-    clapkit.load(config.name, weights="random").save(directory)
-    return directory
-
-
-@pytest.fixture(scope="session")
-def micro_model(micro_model_dir):
-    return clapkit.load(micro_model_dir)
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,13 @@ import shutil
 
 import numpy as np
 import pytest
-import soundfile as sf
 from fastapi.testclient import TestClient
 
 from clapkit.index import IndexSearcher, SoundIndex, build_index
 from clapkit.serve import ServeSettings, create_app
+from tests.audio_fixtures import clip, write_audio
 from tests.bad_input.conftest import BAD, GOOD, run
-from tests.inference.conftest import MICRO_RATE, clip
+from tests.small_models import MICRO_RATE
 
 
 def _assert_names_every_bad_file(text: str, corpus) -> None:
@@ -114,7 +114,7 @@ def test_eval_on_a_folder_layout_leaves_bad_clips_out(corpus, micro_model_dir, t
 def test_service_upload_answers_each_bad_file(corpus, micro_model, micro_model_dir, tmp_path):
     library = tmp_path / "library"
     library.mkdir()
-    sf.write(library / "a.wav", clip(1.0, 1), MICRO_RATE)
+    write_audio(library / "a.wav", clip(1.0, 1), MICRO_RATE)
     build_index(micro_model, [library], tmp_path / "idx", model_source=str(micro_model_dir), progress=False)
     settings = ServeSettings(max_clip_seconds=5.0, allowed_hosts=("testserver",))
     app = create_app(IndexSearcher(SoundIndex.open(tmp_path / "idx"), micro_model, labels=["a", "b"]), settings)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 from fastapi.testclient import TestClient
 
 import clapkit.audio.probe as probe
@@ -22,8 +21,9 @@ from clapkit.jobs import embed_files
 from clapkit.locate import adaptive_threshold, locate, score_windows
 from clapkit.serve import ServeSettings, create_app
 from clapkit.serve.server import bind
+from tests.audio_fixtures import clip, write_audio
 from tests.bad_input.conftest import SILENT_RATE, run, wav_claiming
-from tests.inference.conftest import MICRO_RATE, clip
+from tests.small_models import MICRO_RATE
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -49,8 +49,8 @@ def test_row1_silence_matches_nothing_and_flat_curves_do_not_fire(micro_model, s
 def test_row1_service_timeline_of_a_silent_file(micro_model, micro_model_dir, tmp_path):
     library = tmp_path / "library"
     library.mkdir()
-    sf.write(library / "quiet.wav", np.zeros(25 * MICRO_RATE, dtype=np.float32), MICRO_RATE)
-    sf.write(library / "tone.wav", clip(1.0, 1), MICRO_RATE)
+    write_audio(library / "quiet.wav", np.zeros(25 * MICRO_RATE, dtype=np.float32), MICRO_RATE)
+    write_audio(library / "tone.wav", clip(1.0, 1), MICRO_RATE)
     build_index(micro_model, [library], tmp_path / "idx", model_source=str(micro_model_dir), progress=False)
     index = SoundIndex.open(tmp_path / "idx")
     app = create_app(IndexSearcher(index, micro_model), ServeSettings(allowed_hosts=("testserver",)))
@@ -82,7 +82,7 @@ def test_row3_a_wav_shorter_than_its_header_is_an_error(tmp_path, micro_model, m
     assert embed_files(micro_model, [path]).failures[0].reason.startswith("truncated")
     app_index = tmp_path / "lib"
     app_index.mkdir()
-    sf.write(app_index / "a.wav", clip(1.0, 1), MICRO_RATE)
+    write_audio(app_index / "a.wav", clip(1.0, 1), MICRO_RATE)
     build_index(micro_model, [app_index], tmp_path / "idx", model_source=str(micro_model_dir), progress=False)
     app = create_app(IndexSearcher(SoundIndex.open(tmp_path / "idx"), micro_model, labels=["acoustic guitar", "b"]),
                      ServeSettings(allowed_hosts=("testserver",)))  # fmt: skip
@@ -114,7 +114,7 @@ def _denied(*args, **kwargs):
 
 def test_row5_permission_denied_is_said_so(tmp_path, monkeypatch, micro_model_dir, capsys):
     path = tmp_path / "locked.wav"
-    sf.write(path, clip(0.5, 1), MICRO_RATE)
+    write_audio(path, clip(0.5, 1), MICRO_RATE)
     checkpoint = tmp_path / "locked.pt"
     checkpoint.write_bytes(b"PK\x03\x04" + bytes(100))
     if os.geteuid() != 0:  # a real unreadable file (root reads any file, so as root only the opener is patched)
@@ -170,7 +170,7 @@ def test_row6_random_pt_is_not_a_checkpoint_and_only_pickles_get_the_hint(damage
 def test_row7_a_missing_file_exits_2_in_every_command(tmp_path, micro_model_dir, capsys):
     missing = tmp_path / "missing.wav"
     store = tmp_path / "store"
-    sf.write(tmp_path / "ok.wav", clip(0.5, 1), MICRO_RATE)
+    write_audio(tmp_path / "ok.wav", clip(0.5, 1), MICRO_RATE)
     assert run(["embed", tmp_path / "ok.wav", "--model", micro_model_dir, "--out", store, "--quiet"], capsys)[0] == 0
     commands = [
         ["classify", missing, "--labels", "a,b", "--model", micro_model_dir],
@@ -186,7 +186,7 @@ def test_row7_a_missing_file_exits_2_in_every_command(tmp_path, micro_model_dir,
 
 # 8 ------------------------------------------------------------------------------ index build default
 def test_row8_index_build_uses_the_default_model(tmp_path, capsys):
-    sf.write(tmp_path / "a.wav", clip(0.5, 1, 32000), 32000)
+    write_audio(tmp_path / "a.wav", clip(0.5, 1, 32000), 32000)
     code, _, err = run(["index", "build", tmp_path / "a.wav", "--out", tmp_path / "idx", "--quiet"], capsys)
     assert code == 0, err
     assert SoundIndex.open(tmp_path / "idx").model["source"] == "default"
@@ -214,7 +214,7 @@ def test_row11_the_service_streams_only_the_file_it_indexed(micro_model, micro_m
     library = tmp_path / "library"
     library.mkdir()
     for name, seed in (("a.wav", 1), ("b.wav", 2), ("c.wav", 3)):
-        sf.write(library / name, clip(0.5, seed), MICRO_RATE)
+        write_audio(library / name, clip(0.5, seed), MICRO_RATE)
     secret = tmp_path / "secret.txt"
     secret.write_text("root:x:0:0:root:/root:/bin/bash\n")
     build_index(micro_model, [library], tmp_path / "idx", model_source=str(micro_model_dir), progress=False)
@@ -223,7 +223,7 @@ def test_row11_the_service_streams_only_the_file_it_indexed(micro_model, micro_m
     app = create_app(IndexSearcher(index, micro_model), ServeSettings(allowed_hosts=("testserver",)))
     (library / "a.wav").unlink()
     os.symlink(secret, library / "a.wav")  # swapped for a link to another file
-    sf.write(library / "b.wav", clip(0.7, 9), MICRO_RATE)  # rewritten with other content
+    write_audio(library / "b.wav", clip(0.7, 9), MICRO_RATE)  # rewritten with other content
     with TestClient(app) as client:
         swapped = client.get(f"/api/items/{ids['a.wav']}/audio")
         assert swapped.status_code == 410 and "root:" not in swapped.text
@@ -255,8 +255,8 @@ def test_row13_classify_and_locate_show_progress_unless_quiet(tmp_path, micro_mo
 
     monkeypatch.setattr(clapkit.jobs, "PROGRESS_DELAY_SECONDS", 0)  # short test jobs: show the bar at once
     for i in range(12):
-        sf.write(tmp_path / f"c{i:02d}.wav", clip(0.2, i), MICRO_RATE)
-    sf.write(tmp_path / "long.wav", np.zeros(60 * SILENT_RATE, dtype=np.float32) + 0.01, SILENT_RATE)
+        write_audio(tmp_path / f"c{i:02d}.wav", clip(0.2, i), MICRO_RATE)
+    write_audio(tmp_path / "long.wav", np.zeros(60 * SILENT_RATE, dtype=np.float32) + 0.01, SILENT_RATE)
     files = sorted(str(p) for p in tmp_path.glob("c*.wav"))
     _, _, err = run(["classify", *files, "--labels", "a,b", "--model", micro_model_dir], capsys)
     assert "12/12" in err and "file" in err

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.hub.builders import perturbed
 
 from clapkit import CheckpointError, ConfigError
 from clapkit.audio.fusion import prepare_batch
@@ -32,15 +33,7 @@ def small_raw(fusion: bool) -> dict:
 
 def small_module(fusion: bool, seed: int = 0) -> ClapModule:
     """A small HF-geometry ClapModule whose every float tensor is non-trivial (biases, batch-norm statistics...)."""
-    torch.manual_seed(seed)
-    module = ClapModule(hf.config_from_hf(small_raw(fusion), None, "test")).eval()
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in module.state_dict().items():
-            if tensor.is_floating_point() and not name.endswith("attn_mask"):
-                bump = torch.rand(tensor.shape, generator=gen)
-                tensor.copy_(0.5 + bump if name.endswith("running_var") else tensor + 0.05 * (bump - 0.5))
-    return module
+    return perturbed(hf.config_from_hf(small_raw(fusion), None, "test"), seed)
 
 
 @pytest.mark.parametrize("fusion", [False, True])

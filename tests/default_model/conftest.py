@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
+
+from tests.audio_fixtures import write_audio
 
 COLUMNS = ["clip_id", "path", "source_package", "source_path", "licence", "labels", "ontology_ids", "top_category",
            "keywords", "evidence", "caption", "duration_s", "sha1"]
@@ -23,10 +24,9 @@ def write_corpus(root: Path, seconds: float = 0.5, rate: int = 16000) -> Path:
     for c_index, (name, category, count) in enumerate(CLASSES):
         for i in range(count):
             relative = f"audio/{name.lower()}_{i}.flac"
-            (root / "audio").mkdir(parents=True, exist_ok=True)
             t = np.arange(int(rate * seconds)) / rate
             tone = np.sin(2 * np.pi * (150 + 110 * c_index) * t) * (0.3 + 0.04 * i)
-            sf.write(root / relative, (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32), rate)
+            write_audio(root / relative, (tone + 0.05 * rng.standard_normal(t.size)).astype(np.float32), rate)
             labels = name if i % 3 else f"{name};Wind" if name != "Wind" else name
             rows.append({"clip_id": f"fake/{name}/{i}", "path": relative, "source_package": f"fake-pkg{i % 2}",
                          "source_path": f"/usr/share/fake/{name}{i}.ogg", "licence": "CC0-1.0", "labels": labels,

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import soundfile
 import torch
 
 import clapkit
-from tests.conftest import noise, tone
+from tests.audio_fixtures import noise, tone, write_audio
 from tests.small_models import small_config
 
 SR = 48000
@@ -40,10 +39,8 @@ def sound_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("sounds")
     rows = []
     for k in range(3):
-        (root / "beep").mkdir(exist_ok=True)
-        (root / "hiss").mkdir(exist_ok=True)
-        soundfile.write(root / "beep" / f"b{k}.wav", tone(500.0 * (k + 1), seconds=0.5), SR)
-        soundfile.write(root / "hiss" / f"h{k}.wav", noise(seconds=0.5, seed=k, amplitude=0.05 * (k + 1)), SR)
+        write_audio(root / "beep" / f"b{k}.wav", tone(500.0 * (k + 1), seconds=0.5), SR)
+        write_audio(root / "hiss" / f"h{k}.wav", noise(seconds=0.5, seed=k, amplitude=0.05 * (k + 1)), SR)
         rows += [f"beep/b{k}.wav,beep,a beep at {500 * (k + 1)} hertz", f"beep/b{k}.wav,beep,a pure tone",
                  f"hiss/h{k}.wav,hiss,white noise hissing", f"hiss/h{k}.wav,hiss,static number {k}"]
     (root / "manifest.csv").write_text("path,class,caption\n" + "\n".join(rows) + "\n")

@@ -4,15 +4,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 
 from clapkit.eval import DatasetError, list_datasets, load_dataset, subset
+from tests.audio_fixtures import write_audio
 
 
 def wav(path: Path, seconds: float = 0.05, suffix_format: str | None = None) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    soundfile.write(path, np.zeros(int(8000 * seconds), np.float32), 8000, format=suffix_format)
-    return path
+    return write_audio(path, np.zeros(int(8000 * seconds), np.float32), 8000, format=suffix_format)
 
 
 def write(path: Path, text: str) -> Path:

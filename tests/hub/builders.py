@@ -47,6 +47,7 @@ def small_registry() -> dict:
 
 
 def perturbed(config, seed: int = 0) -> ClapModule:
+    """A ``ClapModule`` of ``config`` whose every float tensor is non-trivial (biases, batch-norm statistics...)."""
     torch.manual_seed(seed)
     module = ClapModule(config).eval()
     gen = torch.Generator().manual_seed(seed)

@@ -1,5 +1,5 @@
-"""Fixtures for the index and service tests: the micro CLAP model of the inference tests (random weights, tiny
-sizes) saved once, a small generated sound library with one long recording, and an index built from it."""
+"""Fixtures for the index and service tests: a second micro model (the micro model itself is in
+``tests/conftest.py``), a small generated sound library with one long recording, and an index built from it."""
 
 from __future__ import annotations
 
@@ -7,11 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
-import torch
 
-import clapkit
-from tests.inference.conftest import MICRO_RATE, clip, micro_config, write_clips
+from tests.audio_fixtures import write_audio, write_clips
+from tests.small_models import MICRO_RATE, micro_config, save_random_model
 
 LONG_SECONDS = 25.0  # longer than the micro model's 10 s clip: the file gets a timeline
 
@@ -35,9 +33,7 @@ def write_long_recording(path: Path, seconds: float = LONG_SECONDS) -> Path:
     signal = 0.02 * np.random.default_rng(3).standard_normal(int(seconds * rate)).astype(np.float32)
     t = np.arange(4 * rate) / rate
     signal[12 * rate : 16 * rate] += (0.5 * np.sin(2 * np.pi * 880 * t)).astype(np.float32)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, signal, rate)
-    return path
+    return write_audio(path, signal, rate)
 
 
 def make_library(folder: Path, count: int = 6) -> Path:
@@ -48,38 +44,10 @@ def make_library(folder: Path, count: int = 6) -> Path:
     return folder
 
 
-def wav_bytes(seconds: float = 1.0, seed: int = 7, rate: int = MICRO_RATE) -> bytes:
-    import io
-
-    buffer = io.BytesIO()
-    sf.write(buffer, clip(seconds, seed, rate), rate, format="WAV")
-    return buffer.getvalue()
-
-
-@pytest.fixture(scope="session")
-def micro_model_dir(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    config = micro_config()
-    clapkit.register_model(config)
-    directory = tmp_path_factory.mktemp("index-micro-model")
-    clapkit.load(config.name, weights="random").save(directory)
-    return directory
-
-
-@pytest.fixture(scope="session")
-def micro_model(micro_model_dir):
-    return clapkit.load(micro_model_dir)
-
-
 @pytest.fixture(scope="session")
 def other_model_dir(tmp_path_factory) -> Path:
     """The same architecture with other random weights: a different model."""
-    torch.manual_seed(1)
-    config = micro_config()
-    clapkit.register_model(config)
-    directory = tmp_path_factory.mktemp("index-other-model")
-    clapkit.load(config.name, weights="random").save(directory)
-    return directory
+    return save_random_model(micro_config(), tmp_path_factory.mktemp("index-other-model"), seed=1)
 
 
 @pytest.fixture(scope="session")

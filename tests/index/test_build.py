@@ -13,7 +13,8 @@ from clapkit.errors import ClapkitError
 from clapkit.index import IndexModelMismatchError, IndexSearcher, SoundIndex, build_index, remove_from_index
 from clapkit.jobs import run_embed_job
 from clapkit.store import EmbeddingStore
-from tests.index.conftest import LONG_SECONDS, make_library, write_clips
+from tests.audio_fixtures import write_clips
+from tests.index.conftest import LONG_SECONDS, make_library
 
 
 def test_build_indexes_every_file_with_its_store_embedding(built_library, micro_model):

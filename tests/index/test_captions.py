@@ -13,7 +13,7 @@ from clapkit.cli import main
 from clapkit.index import IndexSearcher, SoundIndex, build_index
 from clapkit.index.captions import CAPTION_BOOST, caption_match, search_with_captions, words
 from clapkit.serve import ServeSettings, create_app
-from tests.inference.conftest import write_clips
+from tests.audio_fixtures import write_clips
 from tests.inference.test_captioning import perturbed_network, small_captioner_config
 from tests.parity.gpt2_vocab import write_gpt2_tokenizer
 

@@ -23,6 +23,7 @@ from clapkit.inference import ClapModel
 from clapkit.models.caption import CaptionNetwork
 from clapkit.models.clap import ClapModule
 from clapkit.registry import get_config
+from tests.audio_fixtures import write_audio
 from tests.parity.gpt2_vocab import write_gpt2_tokenizer
 
 RATE = 44100
@@ -191,14 +192,12 @@ def test_saved_captioner_round_trips(captioner, tmp_path, tokenizer_dir):
 
 
 def test_caption_command_skips_bad_files(clapcap_file, tokenizer_dir, tmp_path, capsys):
-    import soundfile as sf
-
     from clapkit.cli import main
 
     good = []
     for i, clip in enumerate(waves()[:2]):
         good.append(tmp_path / f"clip{i}.wav")
-        sf.write(good[-1], clip, RATE)
+        write_audio(good[-1], clip, RATE)
     bad = tmp_path / "broken.wav"
     bad.write_bytes(b"not audio at all")
     command = ["caption", *map(str, good), str(bad), "--model", str(clapcap_file[0]), "--tokenizer",

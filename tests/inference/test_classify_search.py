@@ -18,8 +18,8 @@ from clapkit.cli import main
 from clapkit.inference import top_labels
 from clapkit.jobs import run_embed_job
 from clapkit.store import EmbeddingStore
-from tests.inference.conftest import micro_config, write_clips
-from tests.small_models import small_config
+from tests.audio_fixtures import write_clips
+from tests.small_models import micro_config, small_config
 
 LABELS = ["dog barking", "rain", "car horn", "a high tone"]
 

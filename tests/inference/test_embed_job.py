@@ -7,7 +7,6 @@ import threading
 
 import numpy as np
 import pytest
-import soundfile as sf
 import torch
 
 import clapkit
@@ -15,15 +14,16 @@ from clapkit import ClapkitError, jobs
 from clapkit.cli import main
 from clapkit.jobs import Shard, decode_for_model, plan_batches, run_embed_job
 from clapkit.store import EmbeddingStore
-from tests.inference.conftest import MICRO_RATE, clip, micro_config, write_clips
+from tests.audio_fixtures import clip, write_audio, write_clips
+from tests.small_models import MICRO_RATE, micro_config
 
 
 def _corpus(root):
     """Varied durations (some longer than the 10 s clip), another sample rate, a stereo file and a silent one."""
     paths = write_clips(root, 9, seconds=(1.0, 3.0, 0.4, 12.5, 2.0, 10.0))
-    sf.write(root / "other-rate.flac", clip(2.0, 11, 22050), 22050)
-    sf.write(root / "stereo.wav", np.stack([clip(1.5, 12), clip(1.5, 13)], axis=1), MICRO_RATE)
-    sf.write(root / "silence.wav", np.zeros(MICRO_RATE, np.float32), MICRO_RATE)
+    write_audio(root / "other-rate.flac", clip(2.0, 11, 22050), 22050)
+    write_audio(root / "stereo.wav", np.stack([clip(1.5, 12), clip(1.5, 13)], axis=1), MICRO_RATE)
+    write_audio(root / "silence.wav", np.zeros(MICRO_RATE, np.float32), MICRO_RATE)
     return paths + [root / "other-rate.flac", root / "stereo.wav", root / "silence.wav"]
 
 
@@ -121,7 +121,7 @@ def test_bad_files_are_reported_and_the_job_goes_on(tmp_path, micro_model_dir, c
     write_clips(audio, 4)
     (audio / "garbage.wav").write_bytes(b"this is not audio")
     (audio / "empty.flac").write_bytes(b"")
-    sf.write(audio / "nan.wav", np.full(800, np.nan, np.float32), MICRO_RATE, subtype="FLOAT")
+    write_audio(audio / "nan.wav", np.full(800, np.nan, np.float32), MICRO_RATE, subtype="FLOAT")
     out = tmp_path / "store"
     (tmp_path / "more.txt").write_text("missing.wav\n")  # a list file: entries relative to it
     code = main(["embed", str(audio), "--files-from", str(tmp_path / "more.txt"), "--model", str(micro_model_dir),

@@ -12,7 +12,7 @@ import numpy as np
 
 from clapkit.jobs import run_embed_job
 from clapkit.store import EmbeddingStore
-from tests.inference.conftest import write_clips
+from tests.audio_fixtures import write_clips
 
 
 def _embed_command(model_dir, audio, out, batch_size):

@@ -7,21 +7,21 @@ import os
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from clapkit import ClapkitError
 from clapkit import inputs as inputs_module
 from clapkit.inputs import decodable_formats, discover_inputs, probe_duration
 from clapkit.jobs import embed_files
-from tests.inference.conftest import MICRO_RATE, clip, write_clips
+from tests.audio_fixtures import clip, write_audio, write_clips
+from tests.small_models import MICRO_RATE
 
 
 def _tree(root):
     """root/a.wav, root/B.WAV, root/notes.txt, root/.hidden.wav, root/sub/deep/c.flac, root/sub/d.ogg, root/x.mp3"""
     write_clips(root, 1, prefix="a")
-    sf.write(root / "B.WAV", clip(0.5, 1), MICRO_RATE)
+    write_audio(root / "B.WAV", clip(0.5, 1), MICRO_RATE)
     (root / "notes.txt").write_text("not audio")
-    sf.write(root / ".hidden.wav", clip(0.5, 2), MICRO_RATE)
+    write_audio(root / ".hidden.wav", clip(0.5, 2), MICRO_RATE)
     write_clips(root / "sub" / "deep", 1, ext="flac", prefix="c")
     write_clips(root / "sub", 1, ext="ogg", prefix="d")
     write_clips(root, 1, ext="mp3", prefix="x")
@@ -70,7 +70,7 @@ def test_every_libsndfile_format_decodes_and_embeds(tmp_path, micro_model):
     tone = clip(1.5, 3)
     for ext, kwargs in {"wav": {}, "flac": {}, "ogg": {}, "mp3": {}, "aiff": {}, "caf": {},
                         "opus": {"format": "OGG", "subtype": "OPUS"}}.items():  # fmt: skip
-        sf.write(tmp_path / f"tone.{ext}", tone, 48000 if ext == "opus" else MICRO_RATE, **kwargs)
+        write_audio(tmp_path / f"tone.{ext}", tone, 48000 if ext == "opus" else MICRO_RATE, **kwargs)
     result = embed_files(micro_model, [tmp_path])
     assert result.failures == []
     assert sorted(os.path.basename(p) for p in result.paths) == sorted(

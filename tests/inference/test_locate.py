@@ -16,7 +16,8 @@ from clapkit import locate as locate_module
 from clapkit.audio.io import load_audio, stream_windows
 from clapkit.cli import main
 from clapkit.locate import TimeRange, adaptive_threshold, embed_windows, format_time, locate, time_ranges
-from tests.inference.conftest import MICRO_RATE, clip
+from tests.audio_fixtures import clip, write_audio
+from tests.small_models import MICRO_RATE
 
 
 def _collect(batches):
@@ -25,7 +26,7 @@ def _collect(batches):
 
 
 def test_default_windows_are_one_clip_with_half_overlap(tmp_path, micro_model):
-    sf.write(tmp_path / "long.wav", np.concatenate([clip(12.0, 1), clip(13.0, 2)]), MICRO_RATE)
+    write_audio(tmp_path / "long.wav", np.concatenate([clip(12.0, 1), clip(13.0, 2)]), MICRO_RATE)
     starts, ends, embeddings = _collect(embed_windows(micro_model, tmp_path / "long.wav", batch_size=3))
     np.testing.assert_allclose(starts, [0, 5, 10, 15])
     np.testing.assert_allclose(ends, [10, 15, 20, 25])
@@ -43,7 +44,7 @@ def test_default_windows_are_one_clip_with_half_overlap(tmp_path, micro_model):
 
 
 def test_stopping_early_stops_reading_the_file(tmp_path, micro_model, monkeypatch):
-    sf.write(tmp_path / "long.wav", clip(120.0, 1), MICRO_RATE)
+    write_audio(tmp_path / "long.wav", clip(120.0, 1), MICRO_RATE)
     read = []
 
     def counted(*args):
@@ -73,7 +74,7 @@ def test_time_ranges_merge_overlapping_windows():
 
 
 def test_locate_scores_every_window_against_the_text(tmp_path, micro_model):
-    sf.write(tmp_path / "rec.wav", np.concatenate([clip(4.0, 1), clip(4.0, 6), clip(4.0, 2)]), MICRO_RATE)
+    write_audio(tmp_path / "rec.wav", np.concatenate([clip(4.0, 1), clip(4.0, 6), clip(4.0, 2)]), MICRO_RATE)
     result = locate(micro_model, tmp_path / "rec.wav", "glass breaking", window_seconds=2, hop_seconds=1)
     _, _, embeddings = _collect(embed_windows(micro_model, tmp_path / "rec.wav", window_seconds=2, hop_seconds=1))
     text = micro_model.embed_text(["glass breaking"])[0]
@@ -86,7 +87,7 @@ def test_locate_scores_every_window_against_the_text(tmp_path, micro_model):
 
 
 def test_locate_command_prints_ranges_and_writes_a_plot(tmp_path, micro_model_dir, capsys):
-    sf.write(tmp_path / "rec.flac", np.concatenate([clip(6.0, 1), clip(6.0, 3)]), MICRO_RATE)
+    write_audio(tmp_path / "rec.flac", np.concatenate([clip(6.0, 1), clip(6.0, 3)]), MICRO_RATE)
     args = ["locate", str(tmp_path / "rec.flac"), "a dog barking", "--model", str(micro_model_dir), "--window", "2"]
     assert main([*args, "--format", "json", "--threshold", "-1", "--plot", str(tmp_path / "plot.png")]) == 0
     document = json.loads(capsys.readouterr().out)

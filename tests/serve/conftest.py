@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 
 from clapkit.index import IndexSearcher, SoundIndex
 from clapkit.serve import ServeSettings, create_app
-from tests.index.conftest import built_library, micro_model, micro_model_dir, other_model_dir  # noqa: F401
+from tests.index.conftest import built_library, other_model_dir  # noqa: F401
 
 TAG_LABELS = ["dog barking", "rain", "a tone", "speech", "silence"]
 SETTINGS = ServeSettings(

@@ -7,7 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from clapkit.serve import ServeSettings, create_app
-from tests.index.conftest import LONG_SECONDS, wav_bytes
+from tests.audio_fixtures import wav_bytes
+from tests.index.conftest import LONG_SECONDS
 from tests.serve.conftest import SETTINGS, TAG_LABELS
 
 
@@ -238,7 +239,7 @@ def test_no_file_outside_the_index_can_be_read(client, path):
 
 def test_a_file_deleted_since_indexing_is_404(tmp_path, micro_model, micro_model_dir):
     from clapkit.index import IndexSearcher, SoundIndex, build_index
-    from tests.index.conftest import write_clips
+    from tests.audio_fixtures import write_clips
 
     clips = write_clips(tmp_path / "lib", 2)
     build_index(micro_model, [tmp_path / "lib"], tmp_path / "idx", progress=False)

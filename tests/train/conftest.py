@@ -7,17 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile
 
-from tests.conftest import noise
+from tests.audio_fixtures import noise, write_audio
 
 RATE = 16000
 
 
 def write_clip(path: Path, seed: int, seconds: float = 0.2, rate: int = RATE) -> np.ndarray:
-    path.parent.mkdir(parents=True, exist_ok=True)
     x = noise(seconds, rate, amplitude=0.2, seed=seed)
-    soundfile.write(path, x, rate)
+    write_audio(path, x, rate)
     return x
 
 

@@ -7,12 +7,12 @@ import logging
 
 import numpy as np
 import pytest
-import soundfile
 
 from clapkit.audio.io import load_audio
 from clapkit.errors import ClapkitError
 from clapkit.train.data import ManifestDataset
 from clapkit.train.manifests import read_folder, read_manifest, text_list
+from tests.audio_fixtures import write_audio
 from tests.train.conftest import RATE, write_clip
 
 
@@ -116,10 +116,10 @@ def test_manifest_dataset_items(corpus):
 
 def test_manifest_dataset_replaces_bad_items_and_counts(tmp_path, caplog):
     write_clip(tmp_path / "good.wav", seed=1)
-    soundfile.write(tmp_path / "silent.wav", np.zeros(1600, dtype=np.float32), RATE)
+    write_audio(tmp_path / "silent.wav", np.zeros(1600, dtype=np.float32), RATE)
     (tmp_path / "garbage.wav").write_bytes(b"RIFF....not really a wave file")
     (tmp_path / "empty.wav").write_bytes(b"")
-    soundfile.write(tmp_path / "nosamples.wav", np.zeros(0, dtype=np.float32), RATE)
+    write_audio(tmp_path / "nosamples.wav", np.zeros(0, dtype=np.float32), RATE)
     rows = [{"id": n, "audio": f"{n}.wav", "caption": f"{n} clip"}
             for n in ("silent", "garbage", "empty", "nosamples", "missing", "good")]
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))

@@ -103,3 +103,10 @@ def test_roberta_model_without_tokenizer_still_encodes_ids(monkeypatch):
     emb = roberta.encode_text(ids, (ids != 1).long())
     assert emb.shape == (1, 512)
     assert torch.allclose(emb, roberta.encode_text(ids[:, :4], torch.ones(1, 4, dtype=torch.long)), atol=1e-5)
+
+
+def test_former_names_stay_aliases_of_the_current_ones(model):
+    from clapkit.models.clap import ClapModule, ClapNetwork
+
+    assert clapkit.ClapModel is clapkit.ClapPipeline and ClapModule is ClapNetwork is clapkit.ClapNetwork
+    assert isinstance(model, clapkit.ClapModel) and isinstance(model.module, ClapModule)

@@ -17,7 +17,7 @@ from clapkit import CheckpointError, ConfigError
 from clapkit.audio.fusion import prepare_batch
 from clapkit.checkpoints import hf, load_weights
 from clapkit.checkpoints.io import save_safetensors
-from clapkit.models.clap import ClapModule
+from clapkit.models.clap import ClapNetwork
 from clapkit.registry import get_config
 
 SMALL_AUDIO = {"patch_embeds_hidden_size": 16, "hidden_size": 128, "depths": [2, 2, 2, 2],
@@ -31,8 +31,8 @@ def small_raw(fusion: bool) -> dict:
             "text_config": dict(SMALL_TEXT), "projection_dim": 32}  # fmt: skip
 
 
-def small_module(fusion: bool, seed: int = 0) -> ClapModule:
-    """A small HF-geometry ClapModule whose every float tensor is non-trivial (biases, batch-norm statistics...)."""
+def small_module(fusion: bool, seed: int = 0) -> ClapNetwork:
+    """A small HF-geometry ClapNetwork whose every float tensor is non-trivial (biases, batch-norm statistics...)."""
     return perturbed(hf.config_from_hf(small_raw(fusion), None, "test"), seed)
 
 

@@ -3,13 +3,13 @@ import torch
 
 from clapkit import CheckpointError
 from clapkit.checkpoints import laion, load_weights
-from clapkit.models.clap import ClapModule
+from clapkit.models.clap import ClapNetwork
 from clapkit.registry import get_config
 
 
 def _laion_keys_for(config_name: str) -> dict[str, torch.Tensor]:
     """A LAION-layout state dict (with the extras LAION files carry) built from our module's weights."""
-    module = ClapModule(get_config(config_name))
+    module = ClapNetwork(get_config(config_name))
     state = laion.from_clapkit(module.state_dict())
     state["audio_branch.spectrogram_extractor.stft.conv_real.weight"] = torch.zeros(513, 1, 1024)
     state["audio_branch.logmel_extractor.melW"] = torch.zeros(513, 64)

@@ -15,7 +15,7 @@ from clapkit import CheckpointError, ModelConfig
 from clapkit.audio.frontend import MelFrontend, mel_filterbank
 from clapkit.audio.fusion import prepare_batch
 from clapkit.checkpoints import load_weights, msclap
-from clapkit.models.clap import ClapModule
+from clapkit.models.clap import ClapNetwork
 from clapkit.models.htsat import HTSAT
 from clapkit.registry import get_config
 
@@ -30,12 +30,12 @@ def small_ms_config(version: str) -> ModelConfig:
 
 
 @pytest.fixture(scope="module", params=["2022", "2023"])
-def small_module(request) -> tuple[str, ClapModule]:
+def small_module(request) -> tuple[str, ClapNetwork]:
     torch.manual_seed(0)
-    return request.param, ClapModule(small_ms_config(request.param)).eval()
+    return request.param, ClapNetwork(small_ms_config(request.param)).eval()
 
 
-def _file_layout(version: str, module: ClapModule) -> dict[str, torch.Tensor]:
+def _file_layout(version: str, module: ClapNetwork) -> dict[str, torch.Tensor]:
     """What an MS-CLAP file holds for ``module``, plus the stale buffers older transformers saved."""
     state = msclap.from_clapkit(module.state_dict(), module.config)
     if version == "2022":
@@ -75,7 +75,7 @@ def test_detect_convert_round_trip(small_module, tmp_path):
     assert detected.audio == module.config.audio and detected.frontend == module.config.frontend
     assert detected.joint_dim == 1024 and not detected.separate_logit_scales
     config, weights = load_weights(tmp_path / "CLAP_weights.pth", module.config)
-    fresh = ClapModule(module.config)
+    fresh = ClapNetwork(module.config)
     fresh.load_state_dict(weights, strict=True)
     features = torch.randn(2, 1, 300, 64)
     with torch.no_grad():

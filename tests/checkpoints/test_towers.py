@@ -14,7 +14,7 @@ from clapkit.checkpoints import laion, load_state_dict_strict, load_weights
 from clapkit.checkpoints.families import FAMILIES, family_named
 from clapkit.checkpoints.laion_export import laion_state_dict
 from clapkit.errors import ConfigError
-from clapkit.models.clap import ClapModule, build_audio_tower
+from clapkit.models.clap import ClapNetwork, build_audio_tower
 from clapkit.models.heads import LaionProjection
 from clapkit.models.text import TextTower
 from clapkit.registry import get_config
@@ -40,14 +40,14 @@ def small(name: str, text: dict) -> object:
 ])
 def test_t5_geometry_is_read_off_the_tensors(tmp_path, text):
     config = small("reclap-htsat-tiny-t5", text)
-    module = ClapModule(config)
+    module = ClapNetwork(config)
     path = family_named("reclap").save(tmp_path / "reclap.pt", config, module.state_dict())
     detected, weights = load_weights(path)
     assert detected.text == config.text and detected.family == "reclap"
     assert detected.name == "reclap-htsat-tiny-t5"
     assert set(weights) == set(module.state_dict())  # tied embedding stored once, as shared.weight
     assert "text_tower.model.shared.weight" in weights and "text_tower.model.encoder.embed_tokens.weight" not in weights
-    loaded = ClapModule(detected).eval()
+    loaded = ClapNetwork(detected).eval()
     load_state_dict_strict(loaded, weights, "reclap.pt")
     ids = torch.randint(2, text["vocab_size"], (2, 9))
     with torch.no_grad():
@@ -59,7 +59,7 @@ def test_bart_geometry_and_the_laion_record(tmp_path):
                                               "encoder_attention_heads": 2, "decoder_attention_heads": 2,
                                               "encoder_ffn_dim": 64, "decoder_ffn_dim": 48, "vocab_size": 70,
                                               "max_position_embeddings": 90})
-    module = ClapModule(config)
+    module = ClapNetwork(config)
     path = family_named("laion").save(tmp_path / "bart.pt", config, module.state_dict())
     assert not laion.is_reclap(torch.load(path, weights_only=True)["state_dict"])
     detected, _ = load_weights(path)
@@ -93,7 +93,7 @@ def test_reclap_base_is_detected_from_its_own_layout():
 def test_mean_includes_pad_positions_up_to_the_context_length():
     config = small("reclap-htsat-tiny-t5", {"num_layers": 1, "d_model": 32, "num_heads": 2, "d_kv": 16, "d_ff": 32,
                                              "vocab_size": 50})
-    tower = ClapModule(config).text_tower.eval()
+    tower = ClapNetwork(config).text_tower.eval()
     ids = torch.tensor([[5, 6, 7, 1]])
     padded = torch.cat([ids, torch.zeros(1, 73, dtype=torch.long)], 1)
     mask = (padded != 0).long()
@@ -119,7 +119,7 @@ def test_t5_tokenizer_from_a_local_directory(tmp_path):
                                              "vocab_size": 20})
     tokens = load_tokenizer(config.text, tmp_path / "tok")(["a dog barks", "rain falls"])
     assert tokens["input_ids"].tolist() == [[3, 4, 5, 1], [6, 7, 1, 0]]
-    module = ClapModule(config).eval()
+    module = ClapNetwork(config).eval()
     (tmp_path / "model").mkdir()
     family_named("clapkit").save(tmp_path / "model", config, module.state_dict())
     model = clapkit.load(tmp_path / "model", tokenizer=tmp_path / "tok")

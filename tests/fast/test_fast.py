@@ -10,8 +10,8 @@ from torch import nn
 
 from clapkit.errors import ConfigError
 from clapkit.fast import accelerate, quantizable
-from clapkit.inference import ClapModel
-from clapkit.models.clap import ClapModule
+from clapkit.inference import ClapPipeline
+from clapkit.models.clap import ClapNetwork
 from clapkit.tokenizers import load_tokenizer
 from tests.small_models import small_config
 
@@ -19,10 +19,10 @@ CAPTIONS = ["a dog barks", "rain falls on a metal roof in the night", "a man spe
 
 
 @pytest.fixture(scope="module")
-def model() -> ClapModel:
+def model() -> ClapPipeline:
     config = small_config(htsat_embed_dim=32, embed_dim=256, depths=(2, 2, 2, 2), num_heads=(2, 4, 8, 16))
     torch.manual_seed(0)
-    return ClapModel(ClapModule(config), config, load_tokenizer(config.text, None))
+    return ClapPipeline(ClapNetwork(config), config, load_tokenizer(config.text, None))
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +97,7 @@ def test_load_and_cli_take_fast(tmp_path):
 
     config = small_config()
     torch.manual_seed(0)
-    directory = save_clapkit(tmp_path / "m", config, ClapModule(config).state_dict())
+    directory = save_clapkit(tmp_path / "m", config, ClapNetwork(config).state_dict())
     plain, fast = clapkit.load(directory), clapkit.load(directory, fast="int8")
     assert not any(isinstance(m, nn.Linear) and type(m) is not nn.Linear for m in plain.module.modules())
     assert type(fast.module.audio_tower) is type(plain.module.audio_tower)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from clapkit.models.clap import ClapModule
+from clapkit.models.clap import ClapNetwork
 from clapkit.models.text import length_buckets
 from clapkit.tokenizers import load_tokenizer
 from tests.small_models import small_config
@@ -29,7 +29,7 @@ def test_buckets_split_only_when_it_saves_work():
 def test_bucketed_tower_equals_one_padded_batch():
     config = small_config()
     torch.manual_seed(0)
-    tower = ClapModule(config).text_tower.eval()
+    tower = ClapNetwork(config).text_tower.eval()
     captions = ["a dog", "rain"] * 6 + ["a very long caption about a train passing a station on a windy night"] * 6
     tokens = load_tokenizer(config.text, None)(captions)
     ids, mask = tokens["input_ids"], tokens["attention_mask"]

@@ -19,7 +19,7 @@ import torch
 
 from clapkit import registry
 from clapkit.checkpoints import hf, laion, msclap
-from clapkit.models.clap import ClapModule
+from clapkit.models.clap import ClapNetwork
 
 SMALL_ROBERTA = {"model_type": "roberta", "vocab_size": 300, "hidden_size": 32, "num_hidden_layers": 1,
                  "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 80,
@@ -46,10 +46,10 @@ def small_registry() -> dict:
     }
 
 
-def perturbed(config, seed: int = 0) -> ClapModule:
-    """A ``ClapModule`` of ``config`` whose every float tensor is non-trivial (biases, batch-norm statistics...)."""
+def perturbed(config, seed: int = 0) -> ClapNetwork:
+    """A ``ClapNetwork`` of ``config`` whose every float tensor is non-trivial (biases, batch-norm statistics...)."""
     torch.manual_seed(seed)
-    module = ClapModule(config).eval()
+    module = ClapNetwork(config).eval()
     gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, tensor in module.state_dict().items():
@@ -65,7 +65,7 @@ def _torch_bytes(obj) -> bytes:
     return buffer.getvalue()
 
 
-def laion_file(small: dict) -> tuple[bytes, ClapModule]:
+def laion_file(small: dict) -> tuple[bytes, ClapNetwork]:
     """A LAION-CLAP .pt (DDP prefix, epoch) of a perturbed HTSAT-tiny(2 stages) + small RoBERTa."""
     base = small["laion-htsat-tiny"]
     module = perturbed(base.replace(audio=dataclasses.replace(base.audio, **SMALL_HTSAT), joint_dim=64))
@@ -73,14 +73,14 @@ def laion_file(small: dict) -> tuple[bytes, ClapModule]:
     return _torch_bytes({"epoch": 45, "state_dict": state}), module
 
 
-def msclap_file(small: dict) -> tuple[bytes, ClapModule]:
+def msclap_file(small: dict) -> tuple[bytes, ClapNetwork]:
     """An MS-CLAP 2023 .pth ({'model': ...} with torchlibrosa buffers) of a perturbed small HTSAT + small GPT-2."""
     base = small["ms-clap-2023"]
     module = perturbed(base.replace(audio=dataclasses.replace(base.audio, **SMALL_HTSAT), joint_dim=64), seed=1)
     return _torch_bytes({"model": msclap.from_clapkit(module.state_dict(), module.config)}), module
 
 
-def hf_directory(tmp: Path) -> tuple[dict[str, bytes], ClapModule]:
+def hf_directory(tmp: Path) -> tuple[dict[str, bytes], ClapNetwork]:
     """The files of a transformers CLAP repo (config, processor, model.safetensors) of a perturbed small model."""
     module = perturbed(hf.config_from_hf(SMALL_HF_RAW, None, "test"), seed=2)
     hf.save_hf(tmp, module.config, module.state_dict())

@@ -117,11 +117,11 @@ def test_readme_table_is_the_library_table():
 
 def test_loading_a_path_never_imports_the_hub_code(tmp_path, monkeypatch):
     from clapkit.checkpoints import save_clapkit
-    from clapkit.models.clap import ClapModule
+    from clapkit.models.clap import ClapNetwork
     from tests.small_models import small_config
 
     config = small_config(htsat_embed_dim=96, depths=(1, 1), num_heads=(1, 2), embed_dim=192, num_classes=4)
-    save_clapkit(tmp_path / "m", config, ClapModule(config).state_dict())
+    save_clapkit(tmp_path / "m", config, ClapNetwork(config).state_dict())
     monkeypatch.setitem(sys.modules, "clapkit.hub", None)  # any import of it now raises ImportError
     assert clapkit.load(tmp_path / "m").tokenizer is not None
     with pytest.raises(ImportError):

@@ -19,9 +19,9 @@ from clapkit.captioning import DecodingOptions, beam_search, caption_ids, stop_t
 from clapkit.checkpoints import clapcap
 from clapkit.config import CaptionConfig
 from clapkit.errors import ConfigError
-from clapkit.inference import ClapModel
+from clapkit.inference import ClapPipeline
 from clapkit.models.caption import CaptionNetwork
-from clapkit.models.clap import ClapModule
+from clapkit.models.clap import ClapNetwork
 from clapkit.registry import get_config
 from tests.audio_fixtures import write_audio
 from tests.parity.gpt2_vocab import write_gpt2_tokenizer
@@ -177,7 +177,7 @@ def test_bad_options_and_models_that_cannot_caption(captioner):
         captioner.embed_text(["a dog"])
     from tests.small_models import small_config
 
-    clap = ClapModel(ClapModule(small_config()), small_config())
+    clap = ClapPipeline(ClapNetwork(small_config()), small_config())
     with pytest.raises(ConfigError, match="cannot write captions"):
         clap.caption([clip], sample_rate=RATE)
 

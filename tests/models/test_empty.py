@@ -9,14 +9,14 @@ from torch import nn
 
 import clapkit
 from clapkit.checkpoints.io import load_state_dict_strict
-from clapkit.models.clap import ClapModule
+from clapkit.models.clap import ClapNetwork
 from clapkit.models.empty import on_meta, parameters_on_meta
 from clapkit.registry import get_config
 
 
 def test_parameters_go_to_meta_and_buffers_stay_real():
     with parameters_on_meta():
-        module = ClapModule(get_config("laion-htsat-tiny"))
+        module = ClapNetwork(get_config("laion-htsat-tiny"))
     assert all(p.is_meta for p in module.parameters())
     index = dict(module.named_buffers())["audio_tower.layers.0.blocks.0.attn.relative_position_index"]
     assert not index.is_meta and index.max() > 0  # computed in __init__, kept
@@ -25,10 +25,10 @@ def test_parameters_go_to_meta_and_buffers_stay_real():
 
 def test_assigned_weights_give_the_same_model():
     torch.manual_seed(0)
-    reference = ClapModule(get_config("clapkit-default")).eval()
+    reference = ClapNetwork(get_config("clapkit-default")).eval()
     state = {k: v.half() if v.is_floating_point() else v for k, v in reference.state_dict().items()}
     with parameters_on_meta():
-        module = ClapModule(get_config("clapkit-default"))
+        module = ClapNetwork(get_config("clapkit-default"))
     load_state_dict_strict(module, state, "test", assign=True)
     module.eval()
     assert on_meta(module) == [] and all(p.dtype == torch.float32 for p in module.parameters())

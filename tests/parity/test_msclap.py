@@ -3,7 +3,7 @@ a non-default temperature) load in clapkit by detection and give msclap's number
 on L2-normalised embeddings.
 
 Audio end to end: msclap's public file API (``get_audio_embeddings``: fit to the version's duration, front end, model)
-against ``ClapModel.embed_audio`` on the same samples, for a short clip (repeated) and one of exactly the duration.
+against ``ClapPipeline.embed_audio`` on the same samples, for a short clip (repeated) and one of exactly the duration.
 Model level: whole waveforms into msclap's model (``_get_audio_embeddings``), including 8 s and 10 s for 2023 (more
 than its 1024-frame image: two and three crops of 689 frames), against our front end + ``encode_audio``.
 The export test below uses one key table both ways; the parity tests above check that table against msclap itself.

@@ -10,7 +10,7 @@ import torch
 
 import clapkit
 from clapkit.errors import CheckpointError
-from clapkit.models.clap import ClapModule
+from clapkit.models.clap import ClapNetwork
 from clapkit.train import checkpointing
 from clapkit.train.config import TrainConfig
 from clapkit.train.modeling import merge_overrides
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:Initializing zero-element tensor
 def tiny_model():
     torch.manual_seed(0)
     config = merge_overrides(clapkit.get_config(BASE_MODEL), tiny_model_overrides())
-    return config, ClapModule(config)
+    return config, ClapNetwork(config)
 
 
 def save(tmp_path, step, tiny_model, keep_last=2, extra=None):

@@ -1,6 +1,6 @@
 """Build a module whose weights come from a checkpoint without first making (and initialising) random ones.
 
-``with parameters_on_meta(): module = ClapModule(config)`` puts every parameter registered in the block on PyTorch's
+``with parameters_on_meta(): module = ClapNetwork(config)`` puts every parameter registered in the block on PyTorch's
 ``meta`` device (a shape and dtype, no memory): the constructors' random initialisation then costs nothing, while
 buffers computed in ``__init__`` (index tables, masks, filterbanks) are built for real as usual. The parameters then
 take the checkpoint's tensors with ``load_state_dict(..., assign=True)`` (``load_state_dict_strict(assign=True)``).

@@ -138,16 +138,17 @@ def background_rows(train: list[dict[str, Any]], seed: int) -> list[dict[str, An
 
 
 def training_data(model, train: list[dict[str, Any]], feats_dir: Path, views: int, seed: int, quiet: bool,
-                  extra_texts: list[str] = (), backgrounds: bool = True
-                  ) -> tuple[TrainData, list[str], dict[str, str]]:
+                  extra_texts: list[str] = (), backgrounds: bool = True,
+                  noise_rows: list[dict[str, Any]] | None = None) -> tuple[TrainData, list[str], dict[str, str]]:
     """Cached features (``views`` per clip, mixtures) and MiniLM embeddings of ``train``'s captions and
     ``extra_texts``: the heads' training data, the text table's texts, and the skipped clips. ``backgrounds``: real
-    ambience clips (``background_rows``) as the noise of half the noisy views, else coloured noise only."""
+    ambience clips (``noise_rows``, by default ``background_rows(train)``) as the noise of half the noisy views, else
+    coloured noise only."""
     from clapkit.recipes import augment, features
 
     cache = feats_dir / "cache"
-    noise = (features.load_backgrounds(background_rows(train, seed), model.config.frontend.sample_rate)
-             if backgrounds else ([], ""))
+    noise_rows = background_rows(train, seed) if noise_rows is None else noise_rows
+    noise = features.load_backgrounds(noise_rows, model.config.frontend.sample_rate) if backgrounds else ([], "")
     train_feats, skipped = features.clip_features(model, train, cache, views, seed, quiet, "training",
                                                   clean=CLEAN_TRAIN_VIEW, backgrounds=noise)
     pairs = mixture_pairs([r["class"] for r in train], int(MIXTURES_PER_CLIP * len(train)), seed)
@@ -315,8 +316,10 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
     out = work / "default-model"
     if ship_all:
         everything = final_rows(prepared["rows"], prepared["skipped"], options.seed)
+        # the split's background clips again: the training clips' cached views stay valid
         data, _, more = training_data(model, everything, work / "features", views, options.seed, quiet,
-                                      backgrounds=backgrounds)
+                                      backgrounds=backgrounds,
+                                      noise_rows=background_rows(prepared["train_rows"], options.seed))
         t0 = time.time()
         final, final_losses = train_heads(data, options)
         _export(final, out, aisfx)

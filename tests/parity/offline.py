@@ -23,8 +23,11 @@ What the packages would fetch, and what they get instead:
   registered after transformers is imported, whose availability probe would otherwise trip over it.
 - Sockets and ``wget.download`` raise, so an overlooked download fails at once instead of hanging.
 
-Other reference builders (BART/T5 text towers, MS-CLAP captioning) extend :data:`HUB_CONFIGS` and :data:`TOKENIZERS`
-with :func:`register_model` / :func:`register_tokenizer` before calling :func:`install` (or after: lookups are live).
+Other reference builders (BART/T5 text towers, MS-CLAP captioning) extend or replace entries of :data:`HUB_CONFIGS`
+and :data:`TOKENIZERS` with :func:`register_model` / :func:`register_tokenizer` before calling :func:`install` (or
+after: lookups are live); a replaced entry holds in that builder's process only. A builder with a vocabulary of its
+own writes it itself and points the hub id at it with :func:`register_tokenizer_files` (not the shared cache, where
+it would meet another builder's files under the same hub id).
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ VOCAB_VERSION = "clapkit-parity-v1"
 
 # hub id -> zero-argument factory of the transformers config with the hub's shapes (values from the hub's config.json)
 HUB_CONFIGS: dict[str, Callable[[], object]] = {}
-# hub id -> (transformers tokenizer class name, writer(directory) that fills the directory with its files)
-TOKENIZERS: dict[str, tuple[str, Callable[[Path], None]]] = {}
+# hub id -> (transformers tokenizer class name, writer(directory) that fills the directory with its files; None for
+# the builder's own files, register_tokenizer_files)
+TOKENIZERS: dict[str, tuple[str, Callable[[Path], None] | None]] = {}
+_OWN_FILES: dict[str, Path] = {}  # hub id -> the directory holding the builder's own tokenizer files
 
 
 def register_model(hub_id: str, config_factory: Callable[[], object]) -> None:
@@ -54,6 +59,13 @@ def register_model(hub_id: str, config_factory: Callable[[], object]) -> None:
 
 def register_tokenizer(hub_id: str, class_name: str, writer: Callable[[Path], None]) -> None:
     TOKENIZERS[hub_id] = (class_name, writer)
+    _OWN_FILES.pop(hub_id, None)
+
+
+def register_tokenizer_files(hub_id: str, class_name: str, directory: Path) -> None:
+    """``from_pretrained(hub_id)`` reads the tokenizer files the builder has written to ``directory``."""
+    TOKENIZERS[hub_id] = (class_name, None)
+    _OWN_FILES[hub_id] = Path(directory)
 
 
 # ------------------------------------------------------------------------------------------------ hub configs
@@ -166,6 +178,8 @@ register_tokenizer("bert-base-uncased", "BertTokenizer", _write_bert)
 
 def tokenizer_dir(hub_id: str) -> Path:
     """The directory holding the stand-in tokenizer files of ``hub_id`` (written on first use)."""
+    if hub_id in _OWN_FILES:
+        return _OWN_FILES[hub_id]
     cache = Path(os.environ.get("CLAPKIT_PARITY_TOKENIZERS", Path("/tmp") / f"clapkit-parity-tokenizers-{os.getuid()}"))
     directory = cache / VOCAB_VERSION / hub_id.replace("/", "--")
     if not (directory / "done").exists():
@@ -326,17 +340,29 @@ def _no_network() -> None:
         pass
 
 
-def msclap_wrapper(version: str, use_cuda: bool = False):
+def msclap_wrapper(version: str, use_cuda: bool = False, config_changes: dict | None = None):
     """msclap's ``CLAPWrapper`` with random weights: it always ``torch.load``s a checkpoint (or downloads one when
     ``model_fp`` is None) and loads it with ``strict=False``, so during construction ``torch.load`` returns an empty
-    ``{'model': {}}`` and the initialisation stays. Also builds the captioning model (``version='clapcap'``)."""
+    ``{'model': {}}`` and the initialisation stays. Also builds the captioning model (``version='clapcap'``).
+    ``config_changes`` override entries of the version's shipped config (e.g. ``{"mapping_type": "mlp"}``)."""
     import torch
     from msclap.CLAPWrapper import CLAPWrapper
 
+    wrapper_class = CLAPWrapper
+    if config_changes:
+
+        class ChangedConfig(CLAPWrapper):
+            def read_config_as_args(self, *args, **kwargs):
+                parsed = super().read_config_as_args(*args, **kwargs)
+                for key, value in config_changes.items():
+                    setattr(parsed, key, value)
+                return parsed
+
+        wrapper_class = ChangedConfig
     real_load = torch.load
     torch.load = lambda *args, **kwargs: {"model": {}}
     try:
-        return CLAPWrapper(model_fp="/nonexistent/random-init.pth", version=version, use_cuda=use_cuda)
+        return wrapper_class(model_fp="/nonexistent/random-init.pth", version=version, use_cuda=use_cuda)
     finally:
         torch.load = real_load
 

@@ -6,9 +6,10 @@ Run with the REFERENCE environment's Python, never imported by clapkit:
     .venv-ref/bin/python tests/parity/reference_clapcap.py --out .cache/parity
 
 msclap builds everything itself (``CLAPWrapper(version='clapcap')``: its config_clapcap.yml, ``get_clapcap``,
-``ClapCaptionModel``), offline: ``from_pretrained('gpt2')`` builds a small GPT-2 (``GPT2_TINY``: 2 layers, width 128,
-the vocabulary of ``gpt2_vocab.py``) with random weights, ``AutoTokenizer.from_pretrained('gpt2')`` reads that
-vocabulary, ``torchaudio.load`` reads with soundfile (torchaudio's C++ extension does not load beside torch 2.13).
+``ClapCaptionModel``), offline (``offline.py``): ``from_pretrained('gpt2')`` builds a small GPT-2 (``GPT2_TINY``: 2
+layers, width 128, the vocabulary of ``gpt2_vocab.py``) with random weights, ``AutoTokenizer.from_pretrained('gpt2')``
+reads that vocabulary, ``torchaudio.load`` reads with soundfile (torchaudio's C++ extension does not load beside
+torch 2.13).
 Variants: ``transformer`` (msclap's config as shipped) and ``mlp`` (the same config with ``mapping_type: mlp`` and
 ``prefix_length: 10``). Every learned tensor is perturbed; the HTSAT batch norms are calibrated on three clips.
 
@@ -26,10 +27,10 @@ import os
 import random
 import sys
 import time
-import types
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import offline  # noqa: E402
 from gpt2_vocab import write_gpt2_tokenizer  # noqa: E402
 
 SAMPLE_RATE = 44100
@@ -46,52 +47,19 @@ FORMAT_VERSION = 1
 
 
 def install_offline(tokenizer_dir: Path, vocab_size: int, gpt2: dict | None = None) -> None:
-    """Offline msclap: ``from_pretrained('gpt2')`` builds GPT-2 with ``gpt2`` (default ``GPT2_TINY``) and random
-    weights, ``AutoTokenizer.from_pretrained('gpt2')`` reads ``tokenizer_dir``, torchaudio.load uses soundfile."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    stub = types.ModuleType("torchaudio._extension")
-    stub._IS_TORCHAUDIO_EXT_AVAILABLE = False
-    stub._IS_ALIGN_AVAILABLE = False
-    stub.fail_if_no_align = lambda f: f
-    sys.modules["torchaudio._extension"] = stub
-    import soundfile as sf
-    import torch
-    import torchaudio
-    from transformers import AutoModel, AutoTokenizer, GPT2Config, PreTrainedModel
+    """Offline msclap (``offline.py``) with this builder's GPT-2: ``from_pretrained('gpt2')`` builds GPT-2 with
+    ``gpt2`` (default ``GPT2_TINY``) and random weights, ``AutoTokenizer.from_pretrained('gpt2')`` reads the
+    ``gpt2_vocab.py`` vocabulary already written to ``tokenizer_dir`` (the one clapkit is given too)."""
 
-    def load(uri, *args, **kwargs):
-        data, rate = sf.read(str(uri), dtype="float32", always_2d=True)
-        return torch.from_numpy(data.T.copy()), rate
+    def config():
+        from transformers import GPT2Config
 
-    torchaudio.load = load
-    sizes = GPT2_TINY if gpt2 is None else gpt2
-    config = GPT2Config(vocab_size=vocab_size, bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1, **sizes)
+        sizes = GPT2_TINY if gpt2 is None else gpt2
+        return GPT2Config(vocab_size=vocab_size, bos_token_id=vocab_size - 1, eos_token_id=vocab_size - 1, **sizes)
 
-    def gpt2_only(name):
-        if str(name) != "gpt2":
-            raise OSError(f"offline: no local model for {name!r}")
-
-    @classmethod
-    def model_from_pretrained(cls, name, *args, **kwargs):
-        gpt2_only(name)
-        return cls(config)
-
-    @classmethod
-    def auto_model_from_pretrained(cls, name, *args, **kwargs):
-        gpt2_only(name)
-        return cls.from_config(config)
-
-    @classmethod
-    def auto_tokenizer_from_pretrained(cls, name, *args, **kwargs):
-        gpt2_only(name)
-        from transformers import GPT2TokenizerFast
-
-        return GPT2TokenizerFast.from_pretrained(str(tokenizer_dir))
-
-    PreTrainedModel.from_pretrained = model_from_pretrained
-    AutoModel.from_pretrained = auto_model_from_pretrained
-    AutoTokenizer.from_pretrained = auto_tokenizer_from_pretrained
+    offline.register_model("gpt2", config)
+    offline.register_tokenizer_files("gpt2", "GPT2Tokenizer", tokenizer_dir)
+    offline.install()
 
 
 def clip(seconds: float, freq: float, seed: int):
@@ -107,29 +75,12 @@ def clip(seconds: float, freq: float, seed: int):
 
 
 def build_wrapper(variant: str, seed: int):
-    """msclap's own clapcap model with random weights (torch.load patched to an empty state dict while msclap
-    builds it: its load_state_dict(strict=False) then keeps the initialisation)."""
+    """msclap's own clapcap model with random weights (``offline.msclap_wrapper``), the variant's config changes
+    applied."""
     import torch
-    from msclap.CLAPWrapper import CLAPWrapper
-
-    module = sys.modules["msclap.CLAPWrapper"]
-    changes = VARIANTS[variant]
-
-    class Wrapper(CLAPWrapper):
-        def read_config_as_args(self, *args, **kwargs):
-            parsed = super().read_config_as_args(*args, **kwargs)
-            for key, value in changes.items():
-                setattr(parsed, key, value)
-            return parsed
 
     torch.manual_seed(seed)
-    original = module.torch.load
-    module.torch.load = lambda *a, **k: {"model": {}}
-    try:
-        wrapper = Wrapper(model_fp="/nonexistent/clapcap_random.pth", version="clapcap", use_cuda=False)
-    finally:
-        module.torch.load = original
-    return wrapper
+    return offline.msclap_wrapper("clapcap", config_changes=VARIANTS[variant])
 
 
 def perturb_and_calibrate(wrapper, seed: int) -> None:

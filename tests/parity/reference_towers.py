@@ -3,8 +3,9 @@
     .venv-ref/bin/python tests/parity/reference_towers.py --out .cache/parity
 
 - ``laion_htsat_tiny_bart``: laion_clap 1.1.7 ``create_model("HTSAT-tiny", "bart")``, i.e. ``CLAP_Module(tmodel=
-  "bart")``'s model. laion_clap calls ``BartModel.from_pretrained("facebook/bart-base")``; offline, that call builds a
-  small ``BartConfig`` (768-d, which laion_clap's ``Linear(768, 512)`` projection requires, 2 encoder layers).
+  "bart")``'s model. laion_clap calls ``BartModel.from_pretrained("facebook/bart-base")``; offline (``offline.py``),
+  that call builds a small ``BartConfig`` (768-d, which laion_clap's ``Linear(768, 512)`` projection requires, 2
+  encoder layers).
 - ``reclap_htsat_tiny_t5_fusion``: ReCLAP's model as its facts describe it, built here: laion_clap's ``CLAP`` (HTSAT
   with feature fusion ``aff_2d``, repeat-pad) whose text branch is transformers' ``T5EncoderModel`` (small Flan-T5-like
   geometry: 2 blocks, d_model 64, 3 heads of 24, gated-GELU d_ff 96), text embedding = mean of ``last_hidden_state``
@@ -25,8 +26,10 @@ import time
 import types
 from pathlib import Path
 
-import numpy as np
-import torch
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import numpy as np  # noqa: E402
+import offline  # noqa: E402
+import torch  # noqa: E402
 
 BART = {"vocab_size": 500, "d_model": 768, "encoder_layers": 2, "decoder_layers": 1, "encoder_attention_heads": 12,
         "decoder_attention_heads": 12, "encoder_ffn_dim": 256, "decoder_ffn_dim": 256, "max_position_embeddings": 80,
@@ -39,8 +42,7 @@ CLIPS = ("clip_10s", "clip_4s", "clip_7_3s")  # all at most 10 s: fusion input w
 
 
 def waveforms(sample_rate: int) -> dict[str, np.ndarray]:
-    """The parity clips of reference_laion.py (noise + tones + clicks; that module needs the old shared shims, so the
-    clips are rebuilt here from the same seed and recipe)."""
+    """This builder's clips: noise, a modulated tone and clicks every 0.25 s (deterministic, seed 0)."""
     rng = np.random.default_rng(0)
 
     def clip(seconds: float, freq: float) -> np.ndarray:
@@ -59,63 +61,24 @@ def save_laion_checkpoint(model: torch.nn.Module, path: Path) -> None:
     torch.save({"epoch": 45, "name": path.stem, "state_dict": state}, path)
 
 
-def install_offline_shims() -> None:
-    """What laion_clap needs offline (to be replaced by the shared ``tests/parity/offline.py`` once it is on main):
+def register_small_towers() -> None:
+    """laion_clap builds its text towers with ``from_pretrained``; offline (``offline.py``), this process gets small
+    ones: BART with ``BART`` (768-d, which laion_clap's ``Linear(768, 512)`` projection requires) and a tiny RoBERTa
+    (laion_clap's default tower, replaced by T5 right after it is built)."""
 
-    - its text towers come from ``from_pretrained`` (hub downloads): small ones are built locally instead;
-    - torchaudio's C++ extension does not load beside this torch: a stand-in ``torchaudio._extension``;
-    - it imports torchvision (absent): a stand-in with ``ops.misc.FrozenBatchNorm2d`` and ``transforms.Resize``
-      (torchvision's tensor path: ``F.interpolate`` bilinear with antialias, the fused input's global view).
-    """
-    import enum
+    def bart():
+        from transformers import BartConfig
 
-    import torch.nn.functional as F
-    import transformers
+        return BartConfig(**BART)
 
-    def bart(cls, name, *args, **kwargs):
-        return cls(transformers.BartConfig(**BART))
+    def roberta():
+        from transformers import RobertaConfig
 
-    def roberta(cls, name, *args, **kwargs):  # replaced by T5 right after: keep it tiny
-        return cls(transformers.RobertaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1,
-                                              num_attention_heads=2, intermediate_size=32))
+        return RobertaConfig(vocab_size=50, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                             intermediate_size=32)
 
-    transformers.BartModel.from_pretrained = classmethod(bart)
-    transformers.RobertaModel.from_pretrained = classmethod(roberta)
-    # laion_clap's data module builds hub tokenizers at import; the references feed token ids, so none is needed
-    transformers.PreTrainedTokenizerBase.from_pretrained = classmethod(lambda cls, name, *a, **k: None)
-
-    ext = types.ModuleType("torchaudio._extension")
-    ext._IS_TORCHAUDIO_EXT_AVAILABLE = ext._IS_ALIGN_AVAILABLE = False
-    ext.fail_if_no_align = lambda function: function
-    ext.__all__ = []
-    sys.modules.setdefault("torchaudio._extension", ext)
-
-    def package(name: str) -> types.ModuleType:
-        made = types.ModuleType(name)
-        made.__path__ = []
-        sys.modules[name] = made
-        return made
-
-    root, ops, misc, transforms, datasets = (package(f"torchvision{n}") for n in ("", ".ops", ".ops.misc",
-                                                                                   ".transforms", ".datasets"))
-    root.ops, ops.misc, root.transforms, root.datasets = ops, misc, transforms, datasets
-
-    class InterpolationMode(enum.Enum):
-        BILINEAR = "bilinear"
-
-    class Resize:
-        def __init__(self, size, interpolation=InterpolationMode.BILINEAR, antialias=True, **_):
-            self.size, self.antialias = list(size), antialias
-
-        def __call__(self, image):
-            batch = image if image.dim() == 4 else image[None]
-            out = F.interpolate(batch, size=self.size, mode="bilinear", align_corners=False, antialias=self.antialias)
-            return out if image.dim() == 4 else out[0]
-
-    misc.FrozenBatchNorm2d = type("FrozenBatchNorm2d", (torch.nn.Module,), {})  # imported, never used here
-    transforms.Resize, transforms.InterpolationMode = Resize, InterpolationMode
-    for name in ("Normalize", "Compose", "RandomResizedCrop", "ToTensor", "CenterCrop"):
-        setattr(transforms, name, type(name, (), {}))
+    offline.register_model("facebook/bart-base", bart)
+    offline.register_model("roberta-base", roberta)
 
 
 def token_ids(vocab: int, bos: int | None, eos: int, pad: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -230,7 +193,8 @@ def main() -> None:
     parser.add_argument("--models", nargs="*", default=list(MODELS))
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    install_offline_shims()
+    register_small_towers()
+    offline.install()
     torch.set_num_threads(2)
     manifest = {"models": {}}
     for name in args.models:

@@ -158,3 +158,34 @@ def test_harvest_labels_skips_dedup_and_rerun(debs, tmp_path):
                      minilm_threshold=0.7)
     assert again.clips == 7 and (out / "meta.csv").read_bytes() == first
     assert {p.name: p.read_text() for p in (work / "decoded").glob("*.jsonl")} == journals  # nothing re-decoded
+
+
+def test_derived_clips_keep_their_source_labels_licence_and_say_both_in_the_caption(debs, tmp_path):
+    from clapkit.harvest.effects import EFFECTS
+
+    out, work = tmp_path / "corpus", tmp_path / "work"
+    result = harvest([debs], out, work=work, embedder=trigram_embedder, workers=1, progress=False,
+                     minilm_threshold=0.7, derive=1)
+    rows = _rows(out / "meta.csv")
+    by_id = {r["clip_id"]: r for r in rows}
+    derived = [r for r in rows if r["evidence"].startswith("derived: ")]
+    effects = {e.name: e for e in EFFECTS}
+    assert len(derived) == 7 == result.clips - 7 == result.per_top["Channel, environment and background"]
+    assert len({r["evidence"].split(" of ")[1].split(";")[0] for r in derived}) == 7  # each source once
+    for row in derived:
+        name = row["source_path"].rsplit("#", 1)[1]
+        source = by_id[row["evidence"].split(" of ")[1].split(";")[0]]
+        assert row["labels"].split(";") == [effects[name].label] + source["labels"].split(";")
+        assert row["class"] == effects[name].label and row["top_category"] == "Channel, environment and background"
+        assert row["source_path"] == f"{source['source_path']}#{name}" and row["licence"] == source["licence"]
+        assert row["caption"].startswith(source["caption"].rstrip(". ") + ", ")
+        assert any(row["caption"].endswith(p) for p in effects[name].phrases)
+        assert row["evidence"].endswith(source["evidence"]) and row["sha1"] != source["sha1"]
+        info = soundfile.info(out / row["path"])
+        assert (info.samplerate, info.channels) == (48000, 1) and info.duration >= float(source["duration_s"]) - 0.01
+    assert not any(r["source_path"].startswith("usr/share/games/testgame/sounds/rain") and r["source_path"].endswith(
+        ("#hall", "#reverb", "#room", "#echo")) for r in derived)  # no indoor acoustics on weather
+    first, journal = (out / "meta.csv").read_bytes(), (work / "derived/derived.jsonl").read_text()
+    harvest([debs], out, work=work, embedder=trigram_embedder, workers=1, progress=False, minilm_threshold=0.7,
+            derive=1)
+    assert (out / "meta.csv").read_bytes() == first and (work / "derived/derived.jsonl").read_text() == journal

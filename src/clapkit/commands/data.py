@@ -68,10 +68,10 @@ def cmd_harvest(args: argparse.Namespace) -> int:
         raise ClapkitError("nothing to harvest: give .deb files or directories, and/or --download PKG ...")
     result = harvest(args.sources, args.out, download_names=args.download or (), work=args.work,
                      embedder=None if args.no_minilm else "minilm", workers=args.workers, progress=not args.quiet,
-                     synth=args.synth)
+                     synth=args.synth, derive=args.derive)
     tops = ", ".join(f"{name} {n}" for name, n in sorted(result.per_top.items()))
-    print(f"wrote {result.clips} clips to {result.out}/meta.csv: {result.labels} distinct primary labels, "
-          f"{result.classes} ontology classes ({tops})")
+    print(f"wrote {result.clips} clips to {result.out}/meta.csv: {result.labels} distinct primary labels "
+          f"({result.all_labels} in any position), {result.classes} ontology classes ({tops})")
     print("skipped: " + (", ".join(f"{reason} {n}" for reason, n in result.skipped.most_common()) or "nothing"))
     return 0 if result.clips else 1
 
@@ -127,6 +127,9 @@ def add_parsers(sub) -> None:
     harvest.add_argument("--synth", action="store_true",
                          help="also render espeak-ng words and FluidR3 instrument notes (needs espeak-ng, fluidsynth, "
                               "fluid-soundfont-gm)")
+    harvest.add_argument("--derive", type=int, default=0, metavar="N",
+                         help="also derive N clips per channel effect (hall, reverb, echo, radio, static, noise, ...) "
+                              "from the corpus' own clips (default 0)")
     harvest.add_argument("--no-minilm", action="store_true", help="no MiniLM near-miss matching of path words")
     harvest.add_argument("--quiet", action="store_true", help="no progress bars")
     harvest.set_defaults(func=cmd_harvest)

@@ -30,7 +30,8 @@ class HarvestResult:
     out: Path
     clips: int = 0
     skipped: Counter = field(default_factory=Counter)
-    labels: int = 0
+    labels: int = 0  # distinct primary labels
+    all_labels: int = 0  # distinct labels in any position
     classes: int = 0
     per_package: dict[str, int] = field(default_factory=dict)
     per_top: Counter = field(default_factory=Counter)
@@ -57,7 +58,8 @@ def _link(src: Path, dst: Path) -> None:
 
 
 def write_outputs(out: Path, packages: list[Package], plan, skips: list[Skip], seen: Counter,
-                  results: dict, ontology: Ontology):
+                  results: dict, ontology: Ontology, work: Path | None = None, derive: int = 0):
+    """``derive``: derived clips per channel effect (``harvest.derive``, rendered under ``work``), 0 for none."""
     captioner = Captioner(ontology)
     by_name = {p.name: p for p in packages}
     first_of: dict[str, str] = {}
@@ -89,15 +91,27 @@ def write_outputs(out: Path, packages: list[Package], plan, skips: list[Skip], s
             kept_files.add(rel)
             caption, rewrites = captioner.caption(clip_id, labelling)
             labels = labelling.labels
-            rows.append((clip_id, rel, c.package, c.source_path + segment, licence,
-                         ";".join(e.name for e in labels), ";".join(e.id for e in labels),
-                         ontology.top_category(labels[0]).name, " ".join(labelling.keywords), labelling.evidence,
-                         caption, f"{clip['duration_s']:.3f}", clip["sha1"], " | ".join(rewrites), labels[0].name))
-    _write_csv(out / "meta.csv", META_COLUMNS, rows)
+            rows.append(dict(zip(META_COLUMNS, (
+                clip_id, rel, c.package, c.source_path + segment, licence, ";".join(e.name for e in labels),
+                ";".join(e.id for e in labels), ontology.top_category(labels[0]).name, " ".join(labelling.keywords),
+                labelling.evidence, caption, f"{clip['duration_s']:.3f}", clip["sha1"], " | ".join(rewrites),
+                labels[0].name))))
+    if derive:
+        from clapkit.harvest.derive import derived_rows
+
+        for row in derived_rows(rows, out, work if work is not None else out / ".work", ontology, derive):
+            if row["sha1"] in first_of:
+                continue
+            first_of[row["sha1"]] = f"{row['source_package']}:{row['source_path']}"
+            _link(Path(row.pop("file")), out / row["path"])
+            kept_files.add(row["path"])
+            rows.append(row)
+        rows.sort(key=lambda r: (r["source_package"], r["source_path"]))
+    _write_csv(out / "meta.csv", META_COLUMNS, [[r[c] for c in META_COLUMNS] for r in rows])
     _remove_orphans(out / "clips", kept_files, out)  # after meta.csv: a new reader never sees a missing clip
     skips.sort(key=lambda s: (s.package, s.source_path))
     _write_csv(out / "skipped.csv", SKIP_COLUMNS, [(s.package, s.source_path, s.reason) for s in skips])
-    kept = Counter(r[2] for r in rows)
+    kept = Counter(r["source_package"] for r in rows)
     skipped = Counter(s.package for s in skips)
     licence_dir = out / "licences"
     licence_dir.mkdir(parents=True, exist_ok=True)
@@ -112,10 +126,11 @@ def write_outputs(out: Path, packages: list[Package], plan, skips: list[Skip], s
     _write_csv(out / "packages.csv", PACKAGE_COLUMNS, package_rows)
     result.clips = len(rows)
     result.skipped = Counter(s.reason.split(" (")[0].split(":")[0] for s in skips)
-    result.labels = len({r[5].split(";")[0] for r in rows})
-    result.classes = len({i for r in rows for i in r[6].split(";")})
+    result.labels = len({r["class"] for r in rows})
+    result.all_labels = len({n for r in rows for n in r["labels"].split(";")})
+    result.classes = len({i for r in rows for i in r["ontology_ids"].split(";")})
     result.per_package = dict(kept)
-    result.per_top = Counter(r[7] for r in rows)
+    result.per_top = Counter(r["top_category"] for r in rows)
     return result
 
 

@@ -42,6 +42,9 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     r"asterisk-prompt-it-menardi-wav": [(r".", ("speech", "Italian", "female"))],
     r"ktuberling-data": [(r"/sounds/(?P<lang>[a-z]{2,3}(_[a-z]{2})?)/", ("speech", "{lang}", ""))],
     r"kajongg": [(r"/voices/(?P<lang>[a-z]{2})/(fe)?male\d/", ("speech", "{lang}", ""))],
+    r"clapkit-synth-noise": [(r"/white_noise/", ("labels", "White noise")), (r"/pink_noise/", ("labels", "Pink noise")),
+                             (r"/brown_noise/", ("labels", "Noise")), (r"/mains_hum/", ("labels", "Mains hum")),
+                             (r"/static/", ("labels", "Static"))],
     r"clapkit-synth-speech": [(r".", ("speech", "English", "", "words"))],
     r"csmash-data": [(r"/(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
                       r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|love|deuce)\.wav$",

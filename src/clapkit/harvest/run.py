@@ -60,13 +60,14 @@ def harvest(sources: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
             download_names: Sequence[str] = (), work: str | os.PathLike[str] | None = None,
             embedder: Embedder | str | None = "minilm", workers: int = 2, progress: bool = True,
             ontology: Ontology | None = None, synth: bool = False,
-            minilm_threshold: float = MINILM_THRESHOLD) -> HarvestResult:
+            minilm_threshold: float = MINILM_THRESHOLD, derive: int = 0) -> HarvestResult:
     """Build the corpus in ``out`` (layout: docs/corpus.md) from .deb files/directories ``sources`` and packages
     ``download_names`` (fetched with ``apt-get download`` into ``work/debs``).
 
-    ``synth``: also render the espeak-ng / FluidR3 set (``harvest.synth``). ``embedder``: ``"minilm"``
+    ``synth``: also render the espeak-ng / FluidR3 / noise sets (``harvest.synth``). ``embedder``: ``"minilm"``
     (all-MiniLM-L6-v2 near misses), ``None`` (no near-miss rule) or any callable ``list[str] -> (n, d)`` array of
-    unit rows; ``minilm_threshold``: the cosine a near miss needs. ``work`` (default ``out/.work``) holds the
+    unit rows; ``minilm_threshold``: the cosine a near miss needs. ``derive``: clips per channel/environment effect
+    derived from the corpus' own clips (``harvest.derive``; 0: none). ``work`` (default ``out/.work``) holds the
     extracted packages and the decode cache; keep it to make re-runs fast.
     """
     out = Path(out)
@@ -75,9 +76,9 @@ def harvest(sources: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
     if download_names:
         debs = sorted(set(debs) | set(download(list(download_names), work / "debs")), key=lambda p: p.name)
     if synth:  # espeak-ng words and FluidR3 instrument notes, as two local packages (harvest/synth.py)
-        from clapkit.harvest.synth import render_synth
+        from clapkit.harvest.synth import render_noise, render_synth
 
-        debs = sorted(set(debs) | set(render_synth(work)), key=lambda p: p.name)
+        debs = sorted(set(debs) | set(render_synth(work)) | {render_noise(work)}, key=lambda p: p.name)
     if not debs:
         raise ClapkitError("no packages to harvest: give .deb files, directories of them, or --download NAMES")
     ontology = ontology or default_ontology()
@@ -91,7 +92,7 @@ def harvest(sources: Sequence[str | os.PathLike[str]], out: str | os.PathLike[st
     labeler = Labeler(ontology, embedder if callable(embedder) else None, minilm_threshold)
     plan, skips, seen = _plan(packages, labeler)
     results = _decode(plan, work, workers, progress)
-    return write_outputs(out, packages, plan, skips, seen, results, ontology)
+    return write_outputs(out, packages, plan, skips, seen, results, ontology, work=work, derive=derive)
 
 
 def _one_per_name(packages: list[Package]) -> list[Package]:

@@ -3,6 +3,9 @@ any package (labels from the file names, licences from their copyright files).
 
 - ``clapkit-synth-speech``: espeak-ng (Debian ``espeak-ng``) saying single English words in several voices
   (text-to-speech, not real speech): ``usr/share/sounds/clapkit-synth-speech/<voice>/<word>.wav``.
+- ``clapkit-synth-noise`` (:func:`render_noise`, numpy only): white, pink and brown noise, mains hum and radio
+  static (``harvest.effects``), each in several lengths, levels and seeds:
+  ``usr/share/sounds/clapkit-synth-noise/<kind>/<kind>_<n>.wav``; labelled by a package rule (``rules.py``).
 - ``clapkit-synth-instruments``: sampled real instruments of the FluidR3 General-MIDI soundfont (Debian
   ``fluid-soundfont-gm``, MIT) played by ``fluidsynth``: a note, a scale and an arpeggio per instrument, from MIDI
   files written here: ``usr/share/sounds/clapkit-synth-instruments/<instrument>/<instrument>_<figure>.wav``.
@@ -14,6 +17,8 @@ import shutil
 import struct
 import subprocess
 from pathlib import Path
+
+import numpy as np
 
 from clapkit.errors import ClapkitError
 
@@ -112,3 +117,54 @@ def render_synth(work: Path) -> list[Path]:
         subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb)], check=True,
                        capture_output=True, timeout=600)
     return debs
+
+
+NOISES = ("white_noise", "pink_noise", "brown_noise", "mains_hum", "static")
+NOISE_VARIANTS = 12
+
+
+def _noise(kind: str, n: int, rng) -> np.ndarray:
+    from clapkit.harvest import effects
+
+    gen = np.random.default_rng(rng.getrandbits(63))
+    if kind == "white_noise":
+        x = gen.standard_normal(n)
+    elif kind == "pink_noise":
+        x = effects.pink(n, rng)
+    elif kind == "brown_noise":
+        from scipy import signal
+
+        x = signal.sosfilt(signal.butter(1, 20, "high", fs=48000, output="sos"), np.cumsum(gen.standard_normal(n)))
+    elif kind == "mains_hum":
+        x, _ = effects.hum_tone(n, rng)
+        x = x * (1 + 0.002 * gen.standard_normal(n))
+    else:
+        x = effects.crackle(n, rng)
+    fade = np.minimum(1.0, np.minimum(np.arange(n), np.arange(n)[::-1]) / 2400)
+    x = x * fade
+    return (x / (np.max(np.abs(x)) or 1.0) * rng.uniform(0.3, 0.9)).astype(np.float32)
+
+
+def render_noise(work: Path) -> Path:
+    """Render ``clapkit-synth-noise`` under ``work/synth`` (once) and return its .deb file."""
+    import random
+
+    import soundfile
+
+    out = work / "synth"
+    deb = out / "clapkit-synth-noise_1.0_all.deb"
+    if deb.is_file():
+        return deb
+    tree = out / "noise"
+    shutil.rmtree(tree, ignore_errors=True)
+    base = _package_tree(tree, "clapkit-synth-noise", "numpy (clapkit.harvest.effects)", "clapkit authors",
+                         "Apache-2.0")
+    for kind in NOISES:
+        for i in range(NOISE_VARIANTS):
+            rng = random.Random(f"{kind}/{i}")
+            path = base / kind / f"{kind}_{i:02d}.wav"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            soundfile.write(path, _noise(kind, 4800 * rng.randint(30, 80), rng), 48000, subtype="PCM_16")  # 3-8 s
+    subprocess.run(["dpkg-deb", "--root-owner-group", "-Zgzip", "--build", str(tree), str(deb)], check=True,
+                   capture_output=True, timeout=600)
+    return deb

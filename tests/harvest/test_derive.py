@@ -83,7 +83,8 @@ def _row(clip_id: str, cls: str, top: str = "Animal", labels: str = "", package:
 
 
 def test_sources_go_round_robin_over_classes_once_each_and_skip_unsuitable_clips():
-    rows = [_row(f"dog{i}", "Bark") for i in range(10)] + [_row("cat0", "Meow"), _row("rain0", "Rain", "Natural sounds")]
+    rows = [_row(f"dog{i}", "Bark") for i in range(10)]
+    rows += [_row("cat0", "Meow"), _row("rain0", "Rain", "Natural sounds")]
     rows += [_row("three", "Bark", labels="Bark;Dog;Domestic animals, pets"), _row("echo", "Echo", CHANNEL),
              _row("tts", "Speech", "Human sounds", package="clapkit-synth-speech"),
              _row("short", "Meow", duration="0.300")]

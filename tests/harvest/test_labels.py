@@ -79,3 +79,46 @@ def test_licence_paragraphs():
     assert copyright.summary == "GPL-2+; CC-BY-SA-3.0; CC0-1.0"
     text = parse_copyright("This package is licensed under the GNU General Public License, version 2 or later.")
     assert text.summary == "GPL-2" and not text.dep5
+
+
+@pytest.mark.parametrize("path, labels", [
+    ("usr/share/games/btanks/data/sounds/ambient/forest.ogg", ["Outside, rural or natural"]),
+    ("usr/share/games/x/sounds/amb_city2.wav", ["Outside, urban or manmade"]),
+    ("usr/share/games/x/sounds/ambience/tavern_loop.ogg", ["Inside, public space"]),
+    ("usr/share/games/x/sounds/ambient/forest_birds.ogg", ["Bird", "Outside, rural or natural"]),  # one more label
+    ("usr/share/games/x/sounds/forest.ogg", []),           # a place without "ambience" may be a level name
+    ("usr/share/games/x/sounds/ambient/hum3.ogg", ["Hum"]),  # an ambience without a place says nothing of where
+])
+def test_environment_of_ambience_files(labeler, path, labels):
+    result = labeler.label("pkg", path)
+    assert [e.name for e in result.labels] == labels
+    if "Outside" in " ".join(labels) or "Inside" in " ".join(labels):
+        assert "[environment " in result.evidence
+
+
+@pytest.mark.parametrize("package, path, labels", [
+    ("megaglest-data", "usr/share/games/megaglest/tilesets/forest/sounds/night.ogg", ["Outside, rural or natural"]),
+    ("wesnoth-1.16-data", "usr/share/games/wesnoth/1.16/data/core/sounds/ambient/morning.ogg",
+     ["Outside, rural or natural"]),
+    ("widelands-data", "usr/share/games/widelands/data/sound/farm/farm_animal_00.ogg",
+     ["Livestock, farm animals, working animals"]),
+    ("widelands-data", "usr/share/games/widelands/data/sound/smiths/toolsmith_01.ogg", ["Hammer"]),
+    ("lincity-ng-data", "usr/share/games/lincity-ng/sounds/SportsCroud2.wav", ["Crowd"]),
+    ("lincity-ng-data", "usr/share/games/lincity-ng/sounds/ResidentialHigh1.wav", ["Outside, urban or manmade"]),
+    ("ufoai-sound", "usr/share/games/ufoai/base/0snd.pk3!sound/ambience/tv_static.ogg", ["Static"]),
+    ("sonic-pi-samples", "usr/share/sonic-pi/samples/vinyl_backspin.flac", ["Scratching (performance technique)"]),
+    ("sonic-pi-samples", "usr/share/sonic-pi/samples/bd_haus.flac", ["Bass drum"]),  # the older rules still apply
+    ("scratch", "usr/share/scratch/Media/Sounds/Instruments/Dijjeridoo.mp3", ["Didgeridoo"]),
+    ("qabcs-data", "usr/share/qabcs/abcs/all/noises/erhu.ogg", ["Bowed string instrument"]),
+    ("qabcs-data", "usr/share/qabcs/abcs/all/noises/watch.ogg", ["Tick"]),
+    ("qabcs-data", "usr/share/qabcs/abcs/all/noises/flamingo.ogg", ["Bird"]),  # the alias table
+    ("qabcs-data", "usr/share/qabcs/abcs/all/noises/balloons.ogg", []),  # unclear what it sounds like: dropped
+    ("clapkit-synth-noise", "usr/share/sounds/clapkit-synth-noise/mains_hum/mains_hum_03.wav", ["Mains hum"]),
+])
+def test_new_package_rules_and_aliases(labeler, package, path, labels):
+    assert [e.name for e in labeler.label(package, path).labels] == labels
+
+
+def test_qabcs_speech_rule_still_reads_the_language(labeler):
+    word = labeler.label("qabcs-data", "usr/share/qabcs/abcs/fr/sounds/chat.ogg")
+    assert word.speech == ("French", "")

@@ -36,7 +36,8 @@ Waterfall: cascade
 Fire: flame flames burn burning campfire torch blaze bonfire fireplace
 Crackle: embers ember crackling
 Bird: ptak birds songbird sparrow robin blackbird lark finch nightingale parrot eagle hawk falcon vulture warbler
-  thrush wren tit cardinal
+  thrush wren tit cardinal albatross booby emu flamingo heron pelican pheasant quail quetzal stork peacock toucan
+  tucan iora
 Bird vocalization, bird call, bird song: birdsong birdcall chirping tweeting
 Chirp, tweet: chirps tweet tweets cheep
 Crow: raven ravens crows
@@ -48,7 +49,7 @@ Bark: barks barking woof
 Canidae, dogs, wolves: wolf wolves coyote jackal fox
 Cat: cats kitten kitty kittens
 Meow: miaow mew
-Horse: horses pony stallion mare
+Horse: horses pony stallion mare foal
 Clip-clop: gallop galloping hooves hoof canter trot
 Neigh, whinny: neighs
 Cattle, bovinae: cow cows bull bulls ox oxen calf cattle
@@ -57,7 +58,7 @@ Sheep: lamb ram ewe
 Goat: goats
 Donkey, ass: mule
 Frog: frogs toad toads
-Insect: insects bug bugs
+Insect: insects bug bugs moth weevil beetle cockchafer
 Cricket: cicadas crickets grasshopper cicada
 Bee, wasp, etc.: bees hornet wasps bumblebee
 Mosquito: mosquitoes
@@ -66,8 +67,9 @@ Roaring cats (lions, tigers): lion lions tiger tigers leopard jaguar panther
 Roar: roars roaring
 Growling: growl growls snarl
 Wild animals: panda elephant elephants monkey monkeys ape gorilla chimp bear bears deer moose elk camel rhino hippo
-  giraffe zebra walrus sealion seal
-Whale vocalization: whale whales dolphin
+  giraffe zebra walrus sealion seal chimpanzee chinchilla hyena jerboa koala lynx otter porcupine raccoon
+  rhinoceros wallaby badger hippopotamus wombat stag
+Whale vocalization: whale whales dolphin orca
 Rodents, rats, mice: rat rodent hamster squirrel
 Laughter: laugh laughs laughing giggle cackle hehe haha
 Screaming: scream screams shriek shrieks
@@ -112,7 +114,7 @@ Breaking: break breaks broken
 Smash, crash: crash crashes smash
 Helicopter: rotor rotors heli chopper helicopters
 Chainsaw: chainsaws
-Sawing: saw saws
+Sawing: saw saws sawmill
 Car: cars auto automobile
 Engine: diesel petrol engines motor motors
 Train: trains locomotive railway railroad

@@ -22,10 +22,11 @@ from clapkit.audio.io import load_audio
 from clapkit.errors import AudioError
 
 SAMPLE_RATE = 48000
-MIN_SECONDS = 0.3
+MIN_SECONDS = 0.2  # a clap, a knock, a footstep: complete sounds (corpus v2 had 0.3 s)
 CUT_ABOVE_SECONDS = 20.0
 SEGMENT_SECONDS = 10.0
-MAX_SEGMENTS = 3
+MAX_SEGMENTS = 3  # speech and anything else that is not a field recording
+MAX_SEGMENTS_FIELD = 9  # long recordings of nature, animals, places and things (wind, a stream, a frog pond)
 MIN_LAST_SEGMENT_SECONDS = 2.0
 SILENT_DBFS = -60.0  # a clip whose loudest 10 ms frame is below this is silent
 TRIM_BELOW_PEAK_DB = 50.0  # trimmed edges: frames more than this below the loudest frame (and under -60 dBFS)
@@ -80,12 +81,13 @@ def trim(x: np.ndarray) -> np.ndarray | None:
     return x[start:end]
 
 
-def segments(x: np.ndarray) -> list[np.ndarray]:
-    """Whole clips up to 20 s; longer ones -> consecutive 10 s segments, at most 3, a short tail dropped."""
+def segments(x: np.ndarray, max_segments: int = MAX_SEGMENTS) -> list[np.ndarray]:
+    """Whole clips up to 20 s; longer ones -> consecutive 10 s segments, at most ``max_segments``, a short tail
+    dropped."""
     if len(x) <= CUT_ABOVE_SECONDS * SAMPLE_RATE:
         return [x]
     size = int(SEGMENT_SECONDS * SAMPLE_RATE)
-    parts = [x[i : i + size] for i in range(0, len(x), size)][:MAX_SEGMENTS]
+    parts = [x[i : i + size] for i in range(0, len(x), size)][:max_segments]
     return [p for p in parts if len(p) >= MIN_LAST_SEGMENT_SECONDS * SAMPLE_RATE]
 
 
@@ -96,10 +98,23 @@ def pcm_sha1(x: np.ndarray) -> str:
     return hashlib.sha1(np.round(x / peak * 127).astype(np.int8).tobytes()).hexdigest()
 
 
+def stale(record: dict, task: dict) -> bool:
+    """Whether a cached decode ``record`` would come out differently for ``task``: it was cut at fewer segments
+    than ``task`` allows, dropped as too short under a longer minimum, or dropped as too long where ``task`` has
+    no maximum (records of corpus v2 lack the fields: 3 segments, 0.3 s)."""
+    if len(record["clips"]) >= record.get("max_segments", 3) and task["max_segments"] > record.get("max_segments", 3):
+        return True
+    if record["skip"].startswith("longer than") and not task["max_seconds"]:
+        return True
+    return record["skip"].startswith("too short") and record.get("min_seconds", 0.3) > task["min_seconds"]
+
+
 def decode_task(task: dict) -> dict:
-    """``task``: ``{package, source_path, file, member, out_dir, clip_stem, max_seconds}`` -> ``{..., "clips":
-    [{segment, file, sha1, duration_s}], "skip": reason}``. ``max_seconds`` (or 0) drops longer files whole."""
-    result = {"package": task["package"], "source_path": task["source_path"], "clips": [], "skip": ""}
+    """``task``: ``{package, source_path, file, member, out_dir, clip_stem, max_seconds, max_segments,
+    min_seconds}`` -> ``{..., "clips": [{segment, file, sha1, duration_s}], "skip": reason}`` (with the task's
+    ``max_segments`` and ``min_seconds``). ``max_seconds`` (or 0) drops longer files whole."""
+    result = {"package": task["package"], "source_path": task["source_path"], "clips": [], "skip": "",
+              "max_segments": task["max_segments"], "min_seconds": task["min_seconds"]}
     try:
         x = _load(task["file"], task["member"], task["source_path"])
     except (AudioError, OSError, zipfile.BadZipFile, RuntimeError, ValueError, subprocess.SubprocessError) as exc:
@@ -113,12 +128,13 @@ def decode_task(task: dict) -> dict:
     if trimmed is None:
         result["skip"] = "silent"
         return result
-    if len(trimmed) < MIN_SECONDS * SAMPLE_RATE:
-        result["skip"] = f"too short after trimming silence ({len(trimmed) / SAMPLE_RATE:.2f} s < {MIN_SECONDS} s)"
+    if len(trimmed) < task["min_seconds"] * SAMPLE_RATE:
+        result["skip"] = (f"too short after trimming silence ({len(trimmed) / SAMPLE_RATE:.2f} s < "
+                          f"{task['min_seconds']} s)")
         return result
     out_dir = Path(task["out_dir"])
     out_dir.mkdir(parents=True, exist_ok=True)
-    parts = segments(trimmed)
+    parts = segments(trimmed, task["max_segments"])
     for index, part in enumerate(parts):
         name = f"{task['clip_stem']}-{index}.flac" if len(parts) > 1 else f"{task['clip_stem']}.flac"
         path = out_dir / name

@@ -19,6 +19,7 @@ import numpy as np
 
 from clapkit.harvest.aliases import COMBOS, IGNORED, alias_table
 from clapkit.harvest.embed import Embedder
+from clapkit.harvest.environment import environment_of
 from clapkit.harvest.rules import LANGUAGES, package_rule
 from clapkit.harvest.words import GENERIC, MISLEADING, path_numbers, path_words
 from clapkit.ontology import Ontology, OntologyEntry, normalize_label, stem
@@ -27,7 +28,8 @@ MINILM_THRESHOLD = 0.80  # chosen on a hand-checked sample of near misses (docs/
 #                          ~47% in [0.70, 0.80))
 DESCRIPTION_AGREEMENT = 0.80  # a description word counts when MiniLM also puts the word that near that class (at
 #                               0.45 the hand-check found "gather" -> Crowd, "egg" -> Gasp: too loose)
-_RULE_RANK = {"package": 5, "combo": 4, "name": 3, "alias": 3, "compound": 2, "description": 2, "minilm": 1}
+_RULE_RANK = {"package": 5, "combo": 4, "name": 3, "alias": 3, "compound": 2, "description": 2, "minilm": 1,
+              "environment": 0}
 _WEAPON_CLASSES = {"Gunshot, gunfire", "Machine gun", "Artillery fire", "Cap gun", "Arrow", "Explosion"}
 _WEAPON_WORDS = {"laser", "weapon", "weapons", "wp", "blaster", "plasma", "rocket", "missile", "attack", "shoot"}
 MAX_LABELS = 3
@@ -179,6 +181,12 @@ class Labeler:
                 return self._speech(result, action, groups, source_path)
         result.matches = self._matches(source_path, package)
         result.labels = self._choose(result.matches)
+        environment = environment_of(source_path)
+        if environment is not None:  # where the ambience is: the label when nothing else maps, else one more
+            entry = self.ontology.get(environment[1])
+            if entry not in result.labels and len(result.labels) < MAX_LABELS:
+                result.labels.append(entry)
+                result.matches.append(Match(environment[0], entry, "environment"))
         return result
 
     def _matches(self, source_path: str, package: str) -> list[Match]:

@@ -18,7 +18,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from clapkit.errors import ClapkitError
-from clapkit.harvest.decode import decode_task
+from clapkit.harvest.decode import MAX_SEGMENTS, MAX_SEGMENTS_FIELD, MIN_SECONDS, decode_task, stale
 from clapkit.harvest.embed import Embedder
 from clapkit.harvest.labels import MINILM_THRESHOLD, Labeler, Labelling
 from clapkit.harvest.outputs import HarvestResult, write_outputs
@@ -147,9 +147,12 @@ def _plan(packages: list[Package], labeler: Labeler) -> tuple[list[Planned], lis
     return plan, skips, seen
 
 
-def _max_seconds(item: Planned, ontology: Ontology) -> float:
-    top = ontology.top_category(item.labelling.labels[0]).name
-    return MAX_SECONDS_UNLESS_AMBIENT if top in ("Music", "Human sounds") else 0.0
+def _limits(item: Planned, ontology: Ontology) -> dict:
+    """Music and human sounds: files over 60 s dropped, at most 3 segments; field recordings (the other
+    categories): any length, up to ``MAX_SEGMENTS_FIELD`` segments."""
+    if ontology.top_category(item.labelling.labels[0]).name in ("Music", "Human sounds"):
+        return {"max_seconds": MAX_SECONDS_UNLESS_AMBIENT, "max_segments": MAX_SEGMENTS, "min_seconds": MIN_SECONDS}
+    return {"max_seconds": 0.0, "max_segments": MAX_SEGMENTS_FIELD, "min_seconds": MIN_SECONDS}
 
 
 def _decode(plan: list[Planned], work: Path, workers: int, progress: bool) -> dict[tuple[str, str], dict]:
@@ -169,11 +172,11 @@ def _decode(plan: list[Planned], work: Path, workers: int, progress: bool) -> di
     todo = []
     for item in plan:
         c = item.candidate
-        if (c.package, c.source_path) in done:
-            continue
-        todo.append({"package": c.package, "source_path": c.source_path, "file": c.file, "member": c.member,
-                     "out_dir": str(state / c.package), "clip_stem": item.stem,
-                     "max_seconds": _max_seconds(item, ontology)})
+        task = {"package": c.package, "source_path": c.source_path, "file": c.file, "member": c.member,
+                "out_dir": str(state / c.package), "clip_stem": item.stem, **_limits(item, ontology)}
+        record = done.get((c.package, c.source_path))
+        if record is None or stale(record, task):
+            todo.append(task)
     if todo:
         journals: dict[str, object] = {}
         try:

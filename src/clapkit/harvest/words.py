@@ -31,7 +31,7 @@ MISLEADING = frozenset(
 )
 
 
-def _segments(source_path: str) -> list[str]:
+def path_segments(source_path: str) -> list[str]:
     """The meaningful path segments: for archive members the member path, otherwise the path without its install
     prefix (``usr/share/games/NAME/``, ``usr/share/NAME/``, ``usr/lib/...``)."""
     path = source_path.split("!")[-1]
@@ -64,7 +64,7 @@ def path_words(source_path: str, package: str = "") -> list[str]:
     dropped."""
     drop = set(GENERIC) | set(split_words(package))
     out: list[str] = []
-    for segment in _segments(source_path):
+    for segment in path_segments(source_path):
         for word in split_words(segment):
             if word.isdigit() or word in drop or len(word) < 2 or word in out:
                 continue
@@ -74,9 +74,9 @@ def path_words(source_path: str, package: str = "") -> list[str]:
 
 def path_numbers(source_path: str) -> list[str]:
     """Digit runs of the file name (``digits/h-40.wav`` -> ``["40"]``)."""
-    return re.findall(r"\d+", _segments(source_path)[-1] if _segments(source_path) else "")
+    return re.findall(r"\d+", path_segments(source_path)[-1] if path_segments(source_path) else "")
 
 
 def path_dirs(source_path: str) -> list[str]:
     """Lower-cased directory names of the meaningful path (for the music/voice rules)."""
-    return [p.lower() for p in _segments(source_path)[:-1]]
+    return [p.lower() for p in path_segments(source_path)[:-1]]

@@ -122,3 +122,20 @@ def test_new_package_rules_and_aliases(labeler, package, path, labels):
 def test_qabcs_speech_rule_still_reads_the_language(labeler):
     word = labeler.label("qabcs-data", "usr/share/qabcs/abcs/fr/sounds/chat.ogg")
     assert word.speech == ("French", "")
+
+
+@pytest.mark.parametrize("package, path", [
+    ("a7xpg-data", "usr/share/games/a7xpg/sounds/stagestart.wav"),   # "stage" is no stag
+    ("megaglest-data", "x/units/behemoth/sounds/behemoth_select1.wav"),
+])
+def test_no_animal_inside_other_words(labeler, package, path):
+    assert labeler.label(package, path).labels == []
+
+
+def test_caption_of_a_broad_class_from_a_package_rule_names_the_class(labeler):
+    from clapkit.harvest.captions import Captioner
+
+    labelling = labeler.label("hydrogen-data", "usr/share/hydrogen/data/drumkits/GMkit/tom_1.flac")
+    assert [e.name for e in labelling.labels] == ["Drum"]
+    caption, _ = Captioner(default_ontology()).caption("abc", labelling)
+    assert "(path)" not in caption and "drum" in caption.lower()

@@ -58,7 +58,7 @@ Sheep: lamb ram ewe
 Goat: goats
 Donkey, ass: mule
 Frog: frogs toad toads
-Insect: insects bug bugs moth weevil beetle cockchafer
+Insect: insects bug bugs weevil beetle
 Cricket: cicadas crickets grasshopper cicada
 Bee, wasp, etc.: bees hornet wasps bumblebee
 Mosquito: mosquitoes
@@ -68,7 +68,7 @@ Roar: roars roaring
 Growling: growl growls snarl
 Wild animals: panda elephant elephants monkey monkeys ape gorilla chimp bear bears deer moose elk camel rhino hippo
   giraffe zebra walrus sealion seal chimpanzee chinchilla hyena jerboa koala lynx otter porcupine raccoon
-  rhinoceros wallaby badger hippopotamus wombat stag
+  rhinoceros wallaby badger hippopotamus wombat
 Whale vocalization: whale whales dolphin orca
 Rodents, rats, mice: rat rodent hamster squirrel
 Laughter: laugh laughs laughing giggle cackle hehe haha

@@ -32,7 +32,7 @@ class Captioner:
         else:
             keywords = [e.name for e in labelling.labels]
             primary = next((m for m in labelling.matches if m.entry == labelling.labels[0]), None)
-            if primary is not None and primary.entry.name in BROAD and primary.rule != "name":
+            if primary is not None and primary.entry.name in BROAD and primary.rule not in ("name", "package"):
                 keywords[0] = primary.word
             text = template_caption(keywords, rng, self.ontology, max_keywords=3)
             if labelling.labels[0].name == "Walk, footsteps":

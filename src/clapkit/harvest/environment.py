@@ -22,7 +22,7 @@ Outside, urban or manmade: city cities town towns street streets urban downtown 
 Inside, public space: tavern taverns inn pub shop shops store restaurant cafe office offices mall library museum
   classroom school hospital station lobby
 Inside, large room or hall: hall halls church cathedral temple throne arena warehouse hangar
-Inside, small room: room rooms bedroom kitchen bathroom house home cabin indoor indoors interior inside
+Inside, small room: room rooms bedroom kitchen bathroom cabin
 """
 PLACES: dict[str, str] = {}
 for _line in re.sub(r"\n\s+", " ", _PLACES.strip()).splitlines():

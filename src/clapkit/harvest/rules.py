@@ -70,7 +70,8 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     r"megaglest-data": [(r"_ack\d*\.wav$", ("drop", "game voice line (dialogue)")),
                         (r"/tilesets/[^/]+/sounds/(day|night|nightime|sunny_day|desertday)\.",
                          ("labels", "Outside, rural or natural"))],  # the day/night ambience of a landscape
-    r"widelands-data": [(r"/farm/farm_animal", ("labels", "Livestock, farm animals, working animals")),
+    r"widelands-data": [(r"/animals/stag_", ("labels", "Wild animals")),
+                        (r"/farm/farm_animal", ("labels", "Livestock, farm animals, working animals")),
                         (r"/smiths/(tool)?smith_", ("labels", "Hammer")), (r"/sawmill/sawmill_", ("labels", "Sawing"))],
     r"lincity-ng-data": [(r"/Blacksmith\d*\.", ("labels", "Hammer")), (r"/SportsCroud\d*\.", ("labels", "Crowd")),
                          (r"/(Residential(High|Med|Low)|Harbor|Market(Full|Med))\d*\.",
@@ -92,6 +93,7 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
                     (r"/noises/natural_horn\.", ("labels", "French horn")),
                     (r"/noises/squeezebox\.", ("labels", "Accordion")), (r"/noises/yangqin\.", ("labels", "Zither")),
                     (r"/noises/(cuica|changu|ipu)\.", ("labels", "Drum")),
+                    (r"/noises/moth\.", ("labels", "Insect")),  # not an alias: "behemoth"
                     (r"/noises/spoons\.", ("labels", "Cutlery, silverware")), (r"/noises/pen\.", ("labels", "Writing")),
                     (r"/noises/watch\.", ("labels", "Tick")), (r"/noises/rubber_ball\.", ("labels", "Bouncing")),
                     (r"/noises/excavator\.", ("labels", "Heavy engine (low frequency)")),

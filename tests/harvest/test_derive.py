@@ -113,7 +113,8 @@ def test_noise_package_renders_every_kind_and_the_package_rule_labels_it(noise_d
     assert (tmp_path / "usr/share/doc/clapkit-synth-noise/copyright").read_text().count("Apache-2.0") == 1
     labeler = Labeler(default_ontology(), None)
     expected = {"white_noise": "White noise", "pink_noise": "Pink noise", "brown_noise": "Noise",
-                "mains_hum": "Mains hum", "static": "Static"}
+                "mains_hum": "Mains hum", "static": "Static", "dtmf": "Telephone dialing, DTMF",
+                "dial_tone": "Dial tone", "busy_signal": "Busy signal", "reversing_beeps": "Reversing beeps"}
     peaks = set()
     for path in files:
         rel = path.relative_to(tmp_path).as_posix()
@@ -125,4 +126,9 @@ def test_noise_package_renders_every_kind_and_the_package_rule_labels_it(noise_d
     white = soundfile.read(tmp_path / "usr/share/sounds/clapkit-synth-noise/white_noise/white_noise_00.wav")[0]
     pink = soundfile.read(tmp_path / "usr/share/sounds/clapkit-synth-noise/pink_noise/pink_noise_00.wav")[0]
     assert _band_energy(pink, 20, 500) > 3 * _band_energy(white, 20, 500)
+    dtmf = soundfile.read(tmp_path / "usr/share/sounds/clapkit-synth-noise/dtmf/dtmf_00.wav")[0]
+    assert _band_energy(dtmf, 690, 1480) > 0.9  # keypad tones only (697-941 Hz rows, 1209-1477 Hz columns)
+    busy = np.abs(soundfile.read(tmp_path / "usr/share/sounds/clapkit-synth-noise/busy_signal/busy_signal_00.wav")[0])
+    frames = busy[: len(busy) // 2400 * 2400].reshape(-1, 2400).max(axis=1)
+    assert (frames < 0.01).mean() > 0.3 and (frames > 0.1).mean() > 0.3  # on and off
     assert render_noise(noise_deb.parent.parent) == noise_deb  # rendered once

@@ -139,3 +139,24 @@ def test_caption_of_a_broad_class_from_a_package_rule_names_the_class(labeler):
     assert [e.name for e in labelling.labels] == ["Drum"]
     caption, _ = Captioner(default_ontology()).caption("abc", labelling)
     assert "(path)" not in caption and "drum" in caption.lower()
+
+
+def test_text_to_speech_is_labelled_and_captioned_as_synthetic(labeler):
+    from clapkit.harvest.captions import Captioner
+
+    tts = labeler.label("clapkit-synth-speech", "usr/share/sounds/clapkit-synth-speech/en-us_female/hello.wav")
+    assert [e.name for e in tts.labels] == ["Speech synthesizer", "Female speech, woman speaking", "Speech"]
+    caption, _ = Captioner(default_ontology()).caption("abc", tts)
+    assert "synthetic female voice" in caption and '"hello"' in caption
+
+
+@pytest.mark.parametrize("path, label", [
+    ("hammond_organ/hammond_organ_note.wav", "Hammond organ"),
+    ("electronic_organ/electronic_organ_scale.wav", "Electronic organ"),
+    ("tubular_bells/tubular_bells_arpeggio.wav", "Tubular bells"),
+    ("double_bass/double_bass_note.wav", "Double bass"),   # "bass" alone misleads; the phrase does not
+    ("drum_kit/drum_kit_rock.wav", "Drum kit"),
+])
+def test_rendered_instrument_names_map(labeler, path, label):
+    result = labeler.label("clapkit-synth-instruments", f"usr/share/sounds/clapkit-synth-instruments/{path}")
+    assert result.labels[0].name == label

@@ -46,6 +46,8 @@ class Captioner:
 def _speech_caption(labelling: Labelling, rng: random.Random) -> str:
     language, voice = labelling.speech or ("", "")
     who = {"female": "a woman", "male": "a man"}.get(voice, "a person")
+    if labelling.labels and labelling.labels[0].name == "Speech synthesizer":
+        who = {"female": "a synthetic female voice", "male": "a synthetic male voice"}.get(voice, "a synthetic voice")
     if labelling.spoken:
         forms = [f"{who} saying \"{labelling.spoken}\" in {language}", f"{who} says the word \"{labelling.spoken}\"",
                  f"the {language} word \"{labelling.spoken}\" spoken by {who}"]

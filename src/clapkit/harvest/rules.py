@@ -2,8 +2,9 @@
 
 A package rule is ``(regex on the source path, action)``; the first matching rule of the package wins. Actions:
 ``("drop", reason)``; ``("labels", "Class; Class")`` (replaces the word matches);
-``("speech", language, voice[, "words"])`` (recorded speech: voice "female", "male" or "" to read it from the path;
-"words": the file name is what is said). Package names are matched as regexes too, so
+``("speech", language, voice[, "words"[, "synthetic"]])`` (speech: voice "female", "male" or "" to read it from the
+path; "words": the file name is what is said; "synthetic": text-to-speech, labelled "Speech synthesizer" too).
+Package names are matched as regexes too, so
 ``asterisk-core-sounds-.*`` covers every language.
 """
 
@@ -44,8 +45,10 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
     r"kajongg": [(r"/voices/(?P<lang>[a-z]{2})/(fe)?male\d/", ("speech", "{lang}", ""))],
     r"clapkit-synth-noise": [(r"/white_noise/", ("labels", "White noise")), (r"/pink_noise/", ("labels", "Pink noise")),
                              (r"/brown_noise/", ("labels", "Noise")), (r"/mains_hum/", ("labels", "Mains hum")),
-                             (r"/static/", ("labels", "Static"))],
-    r"clapkit-synth-speech": [(r".", ("speech", "English", "", "words"))],
+                             (r"/static/", ("labels", "Static")), (r"/dtmf/", ("labels", "Telephone dialing, DTMF")),
+                             (r"/dial_tone/", ("labels", "Dial tone")), (r"/busy_signal/", ("labels", "Busy signal")),
+                             (r"/reversing_beeps/", ("labels", "Reversing beeps"))],
+    r"clapkit-synth-speech": [(r".", ("speech", "English", "", "words", "synthetic"))],  # espeak-ng
     r"csmash-data": [(r"/(zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|"
                       r"fifteen|sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|love|deuce)\.wav$",
                       ("speech", "English", "", "words"))],

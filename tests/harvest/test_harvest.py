@@ -180,6 +180,9 @@ def test_derived_clips_keep_their_source_labels_licence_and_say_both_in_the_capt
         assert row["source_path"] == f"{source['source_path']}#{name}" and row["licence"] == source["licence"]
         assert row["caption"].startswith(source["caption"].rstrip(". ") + ", ")
         assert any(row["caption"].endswith(p) for p in effects[name].phrases)
+        rewrites = row["rewrites"].split(" | ")
+        assert len(rewrites) == 2 and all(any(r.endswith(p) for p in effects[name].phrases) for r in rewrites)
+        assert [r.rsplit(", ", 1)[0] for r in rewrites] == [s.rstrip(". ") for s in source["rewrites"].split(" | ")]
         assert row["evidence"].endswith(source["evidence"]) and row["sha1"] != source["sha1"]
         info = soundfile.info(out / row["path"])
         assert (info.samplerate, info.channels) == (48000, 1) and info.duration >= float(source["duration_s"]) - 0.01

@@ -26,7 +26,6 @@ import soundfile
 from clapkit.harvest.decode import pcm_sha1
 from clapkit.harvest.effects import EFFECTS, SAMPLE_RATE, Effect
 from clapkit.ontology import Ontology
-from clapkit.train.captions import Rewriter
 
 CHANNEL = "Channel, environment and background"
 MAX_SOURCE_SECONDS = 10.0
@@ -66,8 +65,7 @@ def choose_sources(rows: list[dict], per_effect: int, effects=EFFECTS) -> list[t
     return chosen
 
 
-def derived_rows(rows: list[dict], out: Path, work: Path, ontology: Ontology, per_effect: int,
-                 rewrites: int = 2) -> list[dict]:
+def derived_rows(rows: list[dict], out: Path, work: Path, ontology: Ontology, per_effect: int) -> list[dict]:
     """Render (or read from the journal) the derived clips of ``rows`` (meta.csv rows as dicts, paths relative to
     ``out``) and return their rows; the FLAC files are written under ``work/derived/<package>/``."""
     if per_effect <= 0:
@@ -84,7 +82,6 @@ def derived_rows(rows: list[dict], out: Path, work: Path, ontology: Ontology, pe
                 continue
             if Path(record["file"]).is_file():
                 done[record["clip_id"]] = record
-    rewriter = Rewriter(None, ontology, seed=0)
     result = []
     with journal_path.open("a", encoding="utf-8") as journal:
         for effect, src in choose_sources(rows, per_effect):
@@ -94,7 +91,7 @@ def derived_rows(rows: list[dict], out: Path, work: Path, ontology: Ontology, pe
                 record = _render(effect, src, clip_id, out, state)
                 journal.write(json.dumps(record, ensure_ascii=False) + "\n")
                 journal.flush()
-            result.append(_row(effect, src, record, ontology, rewriter, rewrites))
+            result.append(_row(effect, src, record, ontology))
     return result
 
 
@@ -114,10 +111,14 @@ def _render(effect: Effect, src: dict, clip_id: str, out: Path, state: Path) -> 
             "params": params}
 
 
-def _row(effect: Effect, src: dict, record: dict, ontology: Ontology, rewriter: Rewriter, rewrites: int) -> dict:
+def _row(effect: Effect, src: dict, record: dict, ontology: Ontology) -> dict:
     labels = [effect.label] + [n for n in src["labels"].split(";") if n != effect.label]
-    phrase = random.Random(record["clip_id"]).choice(effect.phrases)
-    caption = f"{src['caption'].rstrip(' .')}, {phrase}"
+    phrases = list(effect.phrases)
+    random.Random(record["clip_id"]).shuffle(phrases)
+    caption = f"{src['caption'].rstrip(' .')}, {phrases[0]}"
+    # the source's rewrites with the other phrases (rewriting the effect's words would garble them: "small room")
+    rewrites = [f"{text.rstrip(' .')}, {phrases[(i + 1) % len(phrases)]}"
+                for i, text in enumerate(t for t in src["rewrites"].split(" | ") if t)]
     return {
         "clip_id": record["clip_id"], "path": f"clips/{src['source_package']}/{record['clip_id']}.flac",
         "source_package": src["source_package"], "source_path": f"{src['source_path']}#{effect.name}",
@@ -126,5 +127,5 @@ def _row(effect: Effect, src: dict, record: dict, ontology: Ontology, rewriter: 
         "keywords": src["keywords"],
         "evidence": f"derived: {effect.name} ({record['params']}) of {src['clip_id']}; {src['evidence']}",
         "caption": caption, "duration_s": f"{record['duration_s']:.3f}", "sha1": record["sha1"],
-        "rewrites": " | ".join(rewriter.rewrite(caption, rewrites)), "class": effect.label, "file": record["file"],
+        "rewrites": " | ".join(rewrites), "class": effect.label, "file": record["file"],
     }

@@ -180,7 +180,7 @@ EFFECTS = (
     Effect("reverb", "Reverberation", reverb,
            ("with heavy reverberation", "with a long reverberant tail", "in a very reverberant space"), _INDOOR),
     Effect("room", "Inside, small room", small_room,
-           ("in a small room", "recorded indoors in a small room", "in a small, boxy room"), _INDOOR),
+           ("in a small room", "recorded indoors in a small room", "in a small boxy room"), _INDOOR),
     Effect("echo", "Echo", echo, ("with an echo", "echoing back several times", "followed by its echo"), _INDOOR),
     Effect("radio", "Radio", radio, ("heard over the radio", "played on a radio", "on a small radio"), _ANY),
     Effect("static", "Static", static,

@@ -160,3 +160,29 @@ def test_text_to_speech_is_labelled_and_captioned_as_synthetic(labeler):
 def test_rendered_instrument_names_map(labeler, path, label):
     result = labeler.label("clapkit-synth-instruments", f"usr/share/sounds/clapkit-synth-instruments/{path}")
     assert result.labels[0].name == label
+
+
+@pytest.mark.parametrize("package, path", [
+    ("0ad-data", "usr/share/games/0ad/public.zip!audio/resource/gathering/gather_meat_02.ogg"),  # gathe+ring
+    ("ufoai-sound", "usr/share/games/ufoai/base/0snd.pk3!sound/geoscape/combat-airplasma.ogg"),  # geosc+ape
+    ("tuxpaint-plugins-default", "usr/share/tuxpaint/plugins/data/sounds/magic/realrainbow.ogg"),  # realrain+bow
+    ("tuxpaint-stamps-default", "usr/share/tuxpaint/stamps/symbols/lowercase/s_filled_en_GB.ogg"),  # no filing
+    ("megaglest-data", "usr/share/games/megaglest/techs/megapack/factions/norsemen/units/axe/sounds/"
+                       "axe_thrower_select5.wav"),  # a unit's voice line
+    ("wesnoth-1.16-data", "usr/share/games/wesnoth/1.16/data/core/sounds/ghoul-hit.wav"),  # a cry, not a thud
+    ("hyperrogue-music", "usr/share/hyperrogue/sounds/orb-frog.ogg"),  # picking up the Orb of the Frog
+    ("krank", "usr/share/games/krank/sounds/menu/water.ogg"),  # a theme loop
+    ("boswars-data", "usr/share/games/boswars/sounds/units/chopper/chopper.underattack.wav"),  # a voice alert
+])
+def test_fixed_wrong_labels_of_the_v21_hand_check(labeler, package, path):
+    assert labeler.label(package, path).labels == []
+
+
+@pytest.mark.parametrize("package, path, label", [
+    ("hydrogen-data", "usr/share/hydrogen/data/drumkits/GMRockKit/Splash-Hardest.wav", "Cymbal"),
+    ("hydrogen-drumkits", "usr/share/hydrogen/data/drumkits/ForzeeStereo/HiHatFoot-1.wav", "Hi-hat"),
+    ("pkg", "usr/share/games/x/sounds/alienwind.ogg", "Wind"),      # compounds still work: alien+wind
+    ("pkg", "usr/share/games/x/sounds/crossbow2.ogg", "Arrow"),     # an alias word itself is no compound
+])
+def test_drum_kit_names_and_kept_compounds(labeler, package, path, label):
+    assert labeler.label(package, path).labels[0].name == label

@@ -175,7 +175,7 @@ Battle cry: warcry
 IGNORED = frozenset(
     "spaceship airship starship horn horns fly flies mouse tank bat bats mine mines pick record space rock rocks "
     "metal static echo noise silence "
-    "drone "
+    "drone rainbow gryphon griffin "
     "loop pulse song jingle country house funk disco opera techno grunge reggae blues jazz ska dub electro".split()
 )
 

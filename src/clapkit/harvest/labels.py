@@ -130,9 +130,15 @@ class Labeler:
         """``windgust`` -> wind + gust, ``mouseclick`` -> mouse + click: the longest known right part (the head),
         else a known left part followed by a generic word (``planelow``); both parts 3+ letters."""
         for i in range(3, len(word) - 2):  # longest right part first
-            found = self._single(word[i:], minilm=False, compound=False)
-            if found is not None and len(word[:i]) >= 3:
-                return found[0], f"compound {word[:i]}+{word[i:]}", 1.0
+            left, right = word[:i], word[i:]
+            if word.endswith("ing") and len(right) <= 4:  # "gathe+ring": the right part is the "-ing" ending
+                continue
+            if len(right) == 3 and self._single(left, minilm=False, compound=False) is None \
+                    and left not in GENERIC | MISLEADING:  # "geosc+ape", "realrain+bow": short heads need a known left
+                continue
+            found = self._single(right, minilm=False, compound=False)
+            if found is not None:
+                return found[0], f"compound {left}+{right}", 1.0
         for i in range(len(word) - 3, 2, -1):
             found = self._single(word[:i], minilm=False, compound=False)
             if found is not None and word[i:] in GENERIC | MISLEADING:  # "planelow": plane + a generic word

@@ -27,7 +27,7 @@ MISLEADING = frozenset(
     "building player enemy boss hero npc weapon weapons player1 player2 quest event notify notification "
     "message alert system pan pans bass roll beat drone song melody loop inside outside "
     "channel hands fill sink bay patter chord harmony music musics room theme sail writer flight dance dancing "
-    "dingo cricketball".split()
+    "dingo cricketball filled".split()
 )
 
 

@@ -183,6 +183,10 @@ def test_fixed_wrong_labels_of_the_v21_hand_check(labeler, package, path):
     ("hydrogen-drumkits", "usr/share/hydrogen/data/drumkits/ForzeeStereo/HiHatFoot-1.wav", "Hi-hat"),
     ("pkg", "usr/share/games/x/sounds/alienwind.ogg", "Wind"),      # compounds still work: alien+wind
     ("pkg", "usr/share/games/x/sounds/crossbow2.ogg", "Arrow"),     # an alias word itself is no compound
+    ("0ad-data", "usr/share/games/0ad/public.zip!audio/ambient/dayscape/day_temperate_11.ogg",
+     "Outside, rural or natural"),                                  # not "tempe+rate" -> a rat
+    ("0ad-data", "usr/share/games/0ad/public.zip!audio/ambient/water/wavecrash_21.ogg", "Waves, surf"),
+    ("0ad-data", "usr/share/games/0ad/public.zip!audio/ambient/weather/snowstorm_10.ogg", "Wind"),
 ])
 def test_drum_kit_names_and_kept_compounds(labeler, package, path, label):
     assert labeler.label(package, path).labels[0].name == label

@@ -28,9 +28,9 @@ Pour: pouring poured
 Rain: rainfall raining drizzle shower
 Thunderstorm: storm thunderstorm
 Thunder: lightning thunderclap
-Wind: windstorm breeze gust gusts windy blizzard
+Wind: windstorm breeze gust gusts windy blizzard snowstorm
 Ocean: sea seashore coast beach
-Waves, surf: wave surf
+Waves, surf: wave surf wavecrash
 Stream: river brook creek
 Waterfall: cascade
 Fire: flame flames burn burning campfire torch blaze bonfire fireplace
@@ -126,7 +126,7 @@ Motorcycle: motorbike
 Vehicle horn, car horn, honking: carhorn honk honks hooter klaxon
 Siren: sirens
 Hammer: hammers hammering anvil
-Chop: axe lumber lumbering woodcut woodcutting chopping
+Chop: axe battleaxe lumber lumbering woodcut woodcutting chopping
 Drill: drilling
 Bicycle: bike bicycles
 Boat, Water vehicle: boats
@@ -145,7 +145,7 @@ Cymbal: cymbals ride
 Hi-hat: hihat hat hats
 Snare drum: snare snares
 Bass drum: kick kicks kickdrum bassdrum
-Drum: drums tom toms bongo bongos conga congas djembe
+Drum: drums tom toms floortom bongo bongos conga congas djembe
 Tambourine: tamb
 Maraca: shaker shakers maracas
 Cowbell: cowbells

@@ -136,6 +136,8 @@ class Labeler:
             if len(right) == 3 and self._single(left, minilm=False, compound=False) is None \
                     and left not in GENERIC | MISLEADING:  # "geosc+ape", "realrain+bow": short heads need a known left
                 continue
+            if len(right) <= 4 and right not in self.aliases and right not in self.exact:
+                continue  # a short head must be a word as it stands: "tempe+rate" is no rat
             found = self._single(right, minilm=False, compound=False)
             if found is not None:
                 return found[0], f"compound {left}+{right}", 1.0

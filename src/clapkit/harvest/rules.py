@@ -70,6 +70,7 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
                     (r"/sound/[^/]+\.wav$", ("labels", "Engine; Car"))],
     r"0ad-data": [(r"audio/voice/", ("drop", "game voice line (dialogue)")),
                   (r"/singlesteps/", ("labels", "Walk, footsteps")),
+                  (r"/ambient/dayscape/", ("labels", "Outside, rural or natural")),  # "day_temperate": birds, wind
                   (r"/actor/mounted/.*step", ("labels", "Clip-clop; Horse")),
                   (r"/resource/mining/", ("labels", "Hammer; Chop"))],
     r"megaglest-data": [(r"_(ack|select)\d*[a-z]?\.wav$", ("drop", "game voice line (dialogue)")),

@@ -173,6 +173,10 @@ def test_rendered_instrument_names_map(labeler, path, label):
     ("hyperrogue-music", "usr/share/hyperrogue/sounds/orb-frog.ogg"),  # picking up the Orb of the Frog
     ("krank", "usr/share/games/krank/sounds/menu/water.ogg"),  # a theme loop
     ("boswars-data", "usr/share/games/boswars/sounds/units/chopper/chopper.underattack.wav"),  # a voice alert
+    ("krank", "usr/share/games/krank/sounds/water/exit.wav"),  # "water" is the level's theme
+    ("gigalomania-data", "usr/share/gigalomania/sound/we_re_running_out_of_elements.wav"),  # a spoken line
+    ("freeorion-data", "usr/share/games/freeorion/default/data/sound/combat/multiple-pointfire1.ogg"),  # weapon
+    ("lincity-ng-data", "usr/share/games/lincity-ng/sounds/ParklandLake1.wav"),  # park+land is no thud
 ])
 def test_fixed_wrong_labels_of_the_v21_hand_check(labeler, package, path):
     assert labeler.label(package, path).labels == []
@@ -187,6 +191,8 @@ def test_fixed_wrong_labels_of_the_v21_hand_check(labeler, package, path):
      "Outside, rural or natural"),                                  # not "tempe+rate" -> a rat
     ("0ad-data", "usr/share/games/0ad/public.zip!audio/ambient/water/wavecrash_21.ogg", "Waves, surf"),
     ("0ad-data", "usr/share/games/0ad/public.zip!audio/ambient/weather/snowstorm_10.ogg", "Wind"),
+    ("nexuiz-data", "usr/share/games/nexuiz/data/sound/desertfactory/windhowling_loop.ogg", "Howl (wind)"),
+    ("gigalomania-data", "usr/share/gigalomania/sound/bomb.wav", "Explosion"),
 ])
 def test_drum_kit_names_and_kept_compounds(labeler, package, path, label):
     assert labeler.label(package, path).labels[0].name == label

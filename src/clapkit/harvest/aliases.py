@@ -189,6 +189,7 @@ COMBOS: tuple[tuple[frozenset[str], frozenset[str], str], ...] = tuple(
         ("door doors", "knock knocks knocking", "Knock"),
         ("baby babies infant", "cry cries crying", "Baby cry, infant cry"),
         ("car", "door doors", "Car"),
+        ("wind winds", "howl howls howling", "Howl (wind)"),
         ("male female man woman men women human humans civ civilian civilians soldier soldiers civmale civfem",
          "death deaths die dies dying pain hurt", "Groan"),
     )

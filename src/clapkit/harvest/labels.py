@@ -33,6 +33,7 @@ _RULE_RANK = {"package": 5, "combo": 4, "name": 3, "alias": 3, "compound": 2, "d
 _WEAPON_CLASSES = {"Gunshot, gunfire", "Machine gun", "Artillery fire", "Cap gun", "Arrow", "Explosion"}
 _WEAPON_WORDS = {"laser", "weapon", "weapons", "wp", "blaster", "plasma", "rocket", "missile", "attack", "shoot"}
 MAX_LABELS = 3
+_NO_COMPOUND_HEADS = frozenset({"fire", "land"})  # "pointfire", "wstbfire": a weapon's; "parkland": a place
 MAX_DIR_DEPTH = 2  # words of the file name and of its two nearest directories count ("Aircraft/.../Sounds" not)
 NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
                 "sixteen seventeen eighteen nineteen twenty").split()
@@ -135,6 +136,8 @@ class Labeler:
                 continue
             if len(right) == 3 and self._single(left, minilm=False, compound=False) is None \
                     and left not in GENERIC | MISLEADING:  # "geosc+ape", "realrain+bow": short heads need a known left
+                continue
+            if right in _NO_COMPOUND_HEADS:
                 continue
             if len(right) <= 4 and right not in self.aliases and right not in self.exact:
                 continue  # a short head must be a word as it stands: "tempe+rate" is no rat

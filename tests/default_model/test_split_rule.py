@@ -114,3 +114,24 @@ def test_licence_table_counts_every_clip(fake_corpus, tmp_path):
     assert sum(r["train_clips"] + r["heldout_clips"] for r in table) == len(rows)
     assert all(r["licences"] == "CC0-1.0" for r in table)
     assert path.read_text().splitlines()[0] == "package,version,train_clips,heldout_clips,licences"
+
+
+def test_segments_and_derived_copies_of_a_held_out_clip_are_not_trained_on():
+    rows = _rows()
+    for r in rows:
+        r["clip_id"] = r["audio"].rsplit("/", 1)[1].split(".")[0].replace("_", "x")
+    extra = []
+    for k, r in enumerate(rows[::3]):  # segments of a third of the files, and a derived copy of each
+        extra += [{**r, "audio": f"/c/seg{k}_{i}.flac", "clip_id": f"{r['clip_id']}-{i}"} for i in (1, 2)]
+        extra.append({**r, "audio": f"/c/der{k}.flac", "clip_id": f"d{k}", "class": "Reverberation",
+                      "top_category": "Channel, environment and background",
+                      "label_list": ["Reverberation", r["class"]], "evidence": f"derived: hall of {r['clip_id']}-2"})
+    split = corpus.split_corpus(rows + extra)
+    held = {corpus.source_group(r) for r in split["heldout_clips"] + split["heldout_classes"]}
+    assert held and not any(corpus.source_group(r) in held for r in split["train"])
+    groups = {corpus.source_group(r) for r in extra}
+    assert groups & held and any(corpus.source_group(r) in groups for r in split["train"])  # others still train
+    derived = extra[2]
+    assert corpus.source_group(derived) == corpus.source_group(extra[0]) == rows[0]["clip_id"]
+    parts = ("train", "heldout_classes", "heldout_clips", "unused")
+    assert sorted(r["audio"] for p in parts for r in split[p]) == sorted(r["audio"] for r in rows + extra)

@@ -19,6 +19,9 @@ THE SPLIT RULE (written before any training; ``split_corpus``; the model card re
 4. Of every other class with >= 4 clips, ``HOLDOUT_FRACTION`` (10 %, at least one, at most
    ``HOLDOUT_MAX_PER_CLASS`` = 4) of the clips are held out, drawn with ``random.Random(f"{HELDOUT_SEED}/{class}")``;
    classes with fewer clips train on all of them. (The caps keep the evaluation set small enough to embed at 5 s.)
+5. Near-duplicates follow their source: the segments of one file (``clip_id`` ``X-N``) and clips derived from a
+   clip by an effect (``evidence`` "derived: ... of X") form one group with ``X``; a training clip whose group has a
+   held-out clip is not used (``source_group``).
 Exact duplicates (same ``sha1``) keep their first row only, so no held-out clip is also a training clip.
 """
 
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import random
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -75,6 +79,18 @@ def read_corpus(root: str | Path) -> list[dict[str, Any]]:
     if not rows:
         raise ClapkitError(f"{meta}: lists no labelled clips; {CORPUS_HELP}")
     return rows
+
+
+_DERIVED = re.compile(r"derived: .* of ([0-9A-Za-z]+(?:-\d+)?)")
+_SEGMENT = re.compile(r"^(.+)-\d+$")
+
+
+def source_group(row: dict[str, Any]) -> str:
+    """The clip a row comes from: a derived clip's source, a segment's file (``X-N`` -> ``X``), else itself."""
+    found = _DERIVED.search(row.get("evidence") or "")
+    clip = found.group(1) if found else (row.get("clip_id") or row["audio"])
+    segment = _SEGMENT.match(clip)
+    return segment.group(1) if segment else clip
 
 
 def _ancestor_names(names: set[str]) -> set[str]:
@@ -169,6 +185,10 @@ def split_corpus(rows: list[dict[str, Any]], count: int = HELDOUT_COUNT,
         held = set(random.Random(f"{HELDOUT_SEED}/{name}").sample(range(len(members)), n))
         for i, row in enumerate(members):
             split["heldout_clips" if i in held else "train"].append(row)
+    held_groups = {source_group(r) for r in split["heldout_classes"] + split["heldout_clips"]}
+    leaking = [r for r in split["train"] if source_group(r) in held_groups]
+    split["train"] = [r for r in split["train"] if source_group(r) not in held_groups]
+    split["unused"] += leaking
     key = lambda r: r["audio"]  # noqa: E731
     for name in ("train", "heldout_classes", "heldout_clips", "unused"):
         split[name].sort(key=key)

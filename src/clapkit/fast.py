@@ -1,36 +1,44 @@
-"""Fast CPU inference: int8 dynamic quantisation of a loaded model's linear layers.
+"""Fast CPU inference: a copy of a loaded model whose audio path runs in bf16, int8 or an inference runtime.
 
-    model = clapkit.load("630k-audioset-best.pt")
-    fast = clapkit.fast.accelerate(model)            # audio tower + audio head in int8, text untouched
-    fast.embed_audio(paths)                          # same API, ~1.4x the fp32 audio throughput on 2 AVX2 cores
+    model = clapkit.load("default")
+    fast = clapkit.fast.accelerate(model)            # backend "auto": the one measured best for this model here
+    fast.embed_audio(paths)                          # same API; text stays fp32 (label embeddings are exact)
 
-What ``accelerate`` does: every ``nn.Linear`` of the chosen towers (and their projection heads) with at least
-``min_features`` inputs becomes PyTorch's dynamically quantised linear (int8 weights per output channel, activations
-quantised per call with a range computed from the call's input; fbgemm/x86 kernels). Linears with few inputs (the
-first HTSAT stage, 96 features) stay fp32: there the int8 kernel is slower than fp32 on AVX2. Attention, layer norms,
-GELU, the front end and convolutions are unchanged.
+Backends (``accelerate(model, backend)``; measured in ``benchmarks/fast_path.py``, docs/performance.md):
 
-Accuracy (measured in ``benchmarks/compare.py`` and ``tests/fast``): cosine similarity to the fp32 embeddings above
-0.999 for LAION HTSAT-tiny. The result is deterministic, but because an activation's int8 range is taken over the
-whole input of a call, a clip's int8 embedding depends very slightly on the other clips of its batch (cosine between
-batch sizes above 0.999), unlike the fp32 path, which is exactly batch-independent. Zero-shot decisions whose fp32
-margin (best minus second class cosine) is below ~2e-3 can flip (see docs/performance.md). Inference only: the
-accelerated model cannot be trained or saved as a checkpoint (its ``save`` raises ``ConfigError``).
+- ``"bf16"``: the audio tower and head run under ``torch.autocast`` in bfloat16 (matmuls and convolutions in bf16
+  with fp32 accumulation, norms and softmax in fp32). Fast where the CPU has native bf16 (AVX-512 BF16, AMX); on
+  other CPUs it is emulated and slower than fp32. Cosine to fp32 >= 0.999.
+- ``"int8"``: every ``nn.Linear`` of the chosen towers with at least ``min_features`` inputs becomes PyTorch's
+  dynamically quantised linear (int8 weights per output channel, activations quantised per call over the call's
+  whole input, so a clip's result depends very slightly on its batch mates). Convolutions are unchanged, so it only
+  helps transformer towers (HTSAT); the first HTSAT stage (96 features) stays fp32 by default.
+- ``"openvino"``: the audio path traced and compiled by OpenVINO (its CPU default precision: bf16 where native).
+- ``"onnxruntime"``: the audio path exported to ONNX and run by ONNX Runtime in fp32.
+- ``"onnxruntime-int8"``: the same graph with static int8 convolutions and matrix products (QDQ), activation ranges
+  calibrated on ``calibration`` audio (default: the example clips shipped with clapkit).
+- ``"auto"``: ``"bf16"`` on a CPU with native bf16, else ``"int8"``.
+The runtimes are optional (``pip install 'clapkit[fast]'``); a missing one gives an error naming the extra. Inference
+only: an accelerated model cannot be trained or saved as a checkpoint (its ``save`` raises ``ConfigError``).
 """
 
 from __future__ import annotations
 
 import copy
 import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
 
 from clapkit.errors import ConfigError
-from clapkit.inference import ClapPipeline
+from clapkit.inference import AudioInput, ClapPipeline
 
-MODES = ("int8",)
+RUNTIMES = ("openvino", "onnxruntime", "onnxruntime-int8")
+BACKENDS = ("auto", "bf16", "int8", *RUNTIMES)
+MODES = BACKENDS  # the former name
 TOWERS = ("audio", "text")
+EXAMPLES = Path(__file__).parent / "assets" / "examples"
 
 
 def int8_engine() -> str:
@@ -40,6 +48,19 @@ def int8_engine() -> str:
         if engine in engines:
             return engine
     raise ConfigError(f"int8 acceleration needs PyTorch's x86/fbgemm quantised engine; this build has {engines}")
+
+
+def native_bf16() -> bool:
+    """Whether this CPU computes bf16 matmuls natively (oneDNN with AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def choose_backend(model: ClapPipeline) -> str:
+    """What ``"auto"`` picks for ``model`` on this machine (see the module docstring and docs/performance.md)."""
+    return "bf16" if native_bf16() else "int8"
 
 
 def quantizable(module: nn.Module, min_features: int) -> set[str]:
@@ -64,34 +85,90 @@ def quantize_linears(module: nn.Module, min_features: int = 192) -> nn.Module:
     return module
 
 
-def accelerate(model: ClapPipeline, mode: str = "int8", towers: tuple[str, ...] | list[str] = ("audio",),
-               min_features: int = 192) -> ClapPipeline:
+class Bf16(nn.Module):
+    """Runs ``inner`` under CPU autocast to bfloat16 and returns float32 (``inner``'s weights stay fp32)."""
+
+    def __init__(self, inner: nn.Module):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, *args, **kwargs):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = self.inner(*args, **kwargs)
+        return out.float()
+
+
+def accelerate(model: ClapPipeline, backend: str = "auto", towers: tuple[str, ...] | list[str] = ("audio",),
+               min_features: int = 192, calibration: AudioInput | None = None, mode: str | None = None
+               ) -> ClapPipeline:
     """A copy of ``model`` for fast CPU inference (``model`` itself is not changed).
 
-    ``mode``: ``"int8"`` (dynamic int8 linears). ``towers``: which towers (with their projection heads) to quantise,
-    any of ``"audio"``, ``"text"``; the default keeps text fp32 so label/caption embeddings stay exact.
-    ``min_features``: linears with fewer inputs stay fp32.
+    ``backend``: one of ``BACKENDS`` (module docstring). ``towers``: which towers (with their projection heads) to
+    accelerate, any of ``"audio"``, ``"text"`` (``bf16`` and ``int8`` only); the default keeps text fp32 so label
+    and caption embeddings stay exact. ``min_features``: ``int8`` leaves linears with fewer inputs in fp32.
+    ``calibration``: audio (paths, or arrays at the model's rate) for ``onnxruntime-int8``'s activation ranges.
+    ``mode``: the former name of ``backend``.
     """
-    if mode not in MODES:
-        raise ConfigError(f"unknown acceleration mode {mode!r}; known: {', '.join(MODES)}")
+    backend = mode if mode is not None else backend
+    if backend not in BACKENDS:
+        raise ConfigError(f"unknown acceleration backend {backend!r}; known: {', '.join(BACKENDS)}")
     towers = tuple(towers)
     unknown = [t for t in towers if t not in TOWERS]
     if unknown or not towers:
         raise ConfigError(f"towers must be a non-empty subset of {TOWERS}, got {towers!r}")
     if model.device.type != "cpu":
-        raise ConfigError(f"int8 acceleration runs on the CPU; this model is on {model.device}")
+        raise ConfigError(f"fast ({backend}) acceleration runs on the CPU; this model is on {model.device}")
+    chosen = choose_backend(model) if backend == "auto" else backend
+    if chosen in RUNTIMES:
+        from clapkit.fast_runtimes import require
+
+        require(chosen)  # before any copying: a missing runtime fails at once
+        if towers != ("audio",):
+            raise ConfigError(f"the {chosen} backend accelerates the audio tower only; pass towers=('audio',) or "
+                              "use 'bf16' / 'int8' for text")
+        if model.config.audio.enable_fusion:
+            raise ConfigError(f"{model.config.name}: a fusion model's is_longer steers its audio tower, which a "
+                              f"traced {chosen} graph cannot follow; use backend 'bf16' or 'int8'")
     module = copy.deepcopy(model.module).eval()
     for parameter in module.parameters():
         parameter.requires_grad_(False)
-    for tower in towers:
-        quantize_linears(getattr(module, f"{tower}_tower"), min_features)
-        quantize_linears(getattr(module, f"{tower}_projection"), min_features)
+    if chosen in RUNTIMES:
+        _runtime_audio(model, module, chosen, calibration)
+    for tower in towers if chosen in ("bf16", "int8") else ():
+        for name in (f"{tower}_tower", f"{tower}_projection"):
+            if chosen == "int8":
+                quantize_linears(getattr(module, name), min_features)
+            else:
+                setattr(module, name, Bf16(getattr(module, name)))
     fast = ClapPipeline(module, model.config, model.tokenizer, model.device)
-    fast.acceleration = mode
+    fast.acceleration = chosen
     fast.save = _refuse_save
     return fast
 
 
+def _runtime_audio(model: ClapPipeline, module: nn.Module, backend: str, calibration: AudioInput | None) -> None:
+    """Put the runtime's audio path into ``module`` (its audio tower; the head is inside the runtime's graph)."""
+    import numpy as np
+
+    from clapkit.audio.fusion import prepare_batch
+    from clapkit.fast_runtimes import AudioPath, build
+
+    frontend = model.config.frontend
+    rng = np.random.default_rng(0)
+    t = np.arange(frontend.clip_samples) / frontend.sample_rate
+    tones = [(0.05 * rng.standard_normal(t.size) + 0.3 * np.sin(2 * np.pi * f * t)).astype(np.float32)
+             for f in (220.0, 880.0, 1760.0)]
+    example = prepare_batch(tones, frontend, fusion=False, train=False).features
+    features = None
+    if backend == "onnxruntime-int8":
+        audio = sorted(EXAMPLES.glob("*.flac")) if calibration is None else calibration
+        waveforms, _ = model.load_waveforms(audio, model.sample_rate)
+        features = prepare_batch(waveforms, frontend, fusion=False, train=False).features
+    path = AudioPath(module.audio_tower, module.audio_projection)
+    module.audio_tower = build(backend, path, example, calibration=features)
+    module.audio_projection = nn.Identity()
+
+
 def _refuse_save(directory) -> None:
-    raise ConfigError(f"an accelerated (int8) model cannot be saved to {directory}: its weights are quantised; save "
-                      "the fp32 model it came from and call clapkit.fast.accelerate after loading")
+    raise ConfigError(f"an accelerated model cannot be saved to {directory}: its audio path is quantised or held by "
+                      "a runtime; save the fp32 model it came from and call clapkit.fast.accelerate after loading")

@@ -11,6 +11,8 @@ from clapkit.errors import CheckpointError
 from clapkit.inputs import parse_extensions  # noqa: F401 (commands import it from here too)
 
 DEFAULT_MODEL = "default"
+# clapkit.fast.BACKENDS, written out: the CLI must not import torch to build its parser (tests/fast checks they agree)
+FAST_BACKENDS = ("auto", "bf16", "int8", "openvino", "onnxruntime", "onnxruntime-int8")
 
 
 def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEFAULT_MODEL) -> None:
@@ -27,7 +29,9 @@ def add_model_options(parser: argparse.ArgumentParser, default: str | None = DEF
     parser.add_argument("--tokenizer", help="local tokenizer directory (RoBERTa/GPT-2 towers need one)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--trust-pickle", action="store_true", help="allow full unpickling of a trusted checkpoint")
-    parser.add_argument("--fast", choices=("int8",), help="int8 audio tower (faster on CPU, inference only)")
+    parser.add_argument("--fast", choices=FAST_BACKENDS,
+                        help="fast CPU audio path (inference only): auto (the backend measured best here), bf16, int8, "
+                        "openvino, onnxruntime, onnxruntime-int8 (docs/performance.md)")
 
 
 def load_model(args: argparse.Namespace):

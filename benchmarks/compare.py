@@ -5,7 +5,7 @@
 
 Three worker processes stay alive for the whole run (see ``compare_worker.py``): the reference (laion_clap 1.1.7
 + transformers, under the reference Python: ``--ref-python``, else ``$CLAPKIT_REF_PYTHON``, else
-``.venv-ref/bin/python``), clapkit fp32 and clapkit fast (``clapkit.fast.accelerate``, int8), both under this
+``.venv-ref/bin/python``), clapkit fp32 and clapkit fast (``clapkit.fast.accelerate``, ``--fast-backend``, default auto), both under this
 Python. The reference builds the models with seed-0 random weights and saves them; the clapkit workers load those
 files. Only one worker computes at a time: every round runs each task once on each side, one after the other, so slow
 spells of a shared machine hit both sides alike. Reported per task and side: median and best wall time over the
@@ -38,16 +38,16 @@ LABELS = {
     "text_laion_b32": "text b32 vs laion_clap (pads to 77), captions/s",
     "train_b8": "train step b8 (fwd+loss+bwd+AdamW), steps/s",
 }
-SIDE_NAMES = {"clapkit": "clapkit fp32", "fast": "clapkit fast (int8)"}
+SIDE_NAMES = {"clapkit": "clapkit fp32", "fast": "clapkit fast"}
 TARGETS = {("clapkit", "audio_b1"): 1.6, ("clapkit", "audio_b8"): 1.6, ("clapkit", "text_b32"): 1.3,
            ("clapkit", "train_b8"): 2.0, ("fast", "audio_b1"): 2.5, ("fast", "audio_b8"): 2.5}
 
 
 class Worker:
-    def __init__(self, name: str, python: str, side: str, workdir: Path, threads: int):
+    def __init__(self, name: str, python: str, side: str, workdir: Path, threads: int, fast_backend: str = "auto"):
         self.name = name
         command = [python, str(HERE / "compare_worker.py"), "--side", side, "--workdir", str(workdir),
-                   "--threads", str(threads)]
+                   "--threads", str(threads), "--fast-mode", fast_backend]
         self.log = workdir / f"{name}.log"  # a file, not a pipe: a chatty worker must never block on stderr
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
@@ -140,7 +140,9 @@ def main() -> int:
     parser.add_argument("--corpus", type=Path, default=Path("/tmp/soundcorpus"))
     parser.add_argument("--corpus-limit", type=int, help="clips per corpus set for the zero-shot check (default all)")
     parser.add_argument("--no-train", action="store_true", help="skip the training step")
-    parser.add_argument("--no-fast", action="store_true", help="skip the fast (int8) path")
+    parser.add_argument("--no-fast", action="store_true", help="skip the fast path")
+    parser.add_argument("--fast-backend", default="auto", help="clapkit.fast backend of the fast worker (default "
+                        "auto: what accelerate picks on this machine)")
     parser.add_argument("--no-profile", action="store_true")
     parser.add_argument("--quick", action="store_true", help="one round, no warm-up (smoke test)")
     parser.add_argument("--json", type=Path, help="also write all numbers here")
@@ -154,7 +156,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="clapkit-compare-") as tmp:
         workers = {"reference": Worker("reference", ref_python, "reference", Path(tmp), args.threads)}
         for side in sides:
-            workers[side] = Worker(side, sys.executable, side, Path(tmp), args.threads)
+            workers[side] = Worker(side, sys.executable, side, Path(tmp), args.threads, args.fast_backend)
         try:
             for worker in workers.values():  # the clapkit workers wait for the reference's checkpoint files
                 worker.wait_ready()
@@ -172,6 +174,8 @@ def side_tasks(side: str, tasks: list[str]) -> list[str]:
 
 
 def run(args, workers: dict, tasks: list[str], sides: list[str]) -> dict:
+    if "fast" in workers:
+        SIDE_NAMES["fast"] = f"clapkit fast ({workers['fast'].info.get('acceleration')})"
     for worker in workers.values():
         print(f"{worker.name}: built in {worker.info['build_s']:.1f} s, torch {worker.info['torch']}, "
               f"{worker.info['threads']} threads", flush=True)
@@ -216,7 +220,7 @@ def run(args, workers: dict, tasks: list[str], sides: list[str]) -> dict:
         lines.append(f"| {name} | {mem['VmHWM']:.0f} | {ratio:.2f}x |")
     lines.append("")
     lines.append("(reference: laion_clap HTSAT-tiny + transformers ClapModel in one process; clapkit: the same two "
-                 "models; fast: the int8 HTSAT-tiny model alone; each after the same work of this run.)")
+                 "models; fast: the accelerated HTSAT-tiny model alone; each after the same work of this run.)")
     report = {"results": {f"{k[0]}:{k[1]}": v for k, v in results.items()}, "memory": memory,
               "diffs": {f"{k[0]}:{k[1]}": v for k, v in diffs.items()}, "machine": machine()}
     print("\n" + "\n".join(lines), flush=True)
@@ -231,7 +235,7 @@ def run(args, workers: dict, tasks: list[str], sides: list[str]) -> dict:
                 print(f"  {key}: {value:.1f}" if isinstance(value, float) else f"  {key}: {value}")
     lines = []
     if not args.no_fast:
-        print(f"\nzero-shot check of the fast path on {args.corpus} (fp32 and int8 embeddings of every clip) ...",
+        print(f"\nzero-shot check of the fast path on {args.corpus} (fp32 and fast embeddings of every clip) ...",
               flush=True)
         zs = workers["fast"].ask(op="zeroshot", corpus=str(args.corpus), limit=args.corpus_limit)
         report["zeroshot"] = zs
@@ -247,7 +251,7 @@ def run(args, workers: dict, tasks: list[str], sides: list[str]) -> dict:
             for n, s in zs["sets"].items():
                 quantiles = "/".join(f"{q:.1e}" for q in s["margin_quantiles"])
                 lines.append(f"- {n}: fp32 decision margin (best - second class cosine) min/10%/median {quantiles}; "
-                             f"largest int8 change of a class score {s['score_error_max']:.1e}; "
+                             f"largest fast-path change of a class score {s['score_error_max']:.1e}; "
                              f"{s['clips_margin_below_2x_error']} clips have a margin below twice that; changed "
                              f"decisions among the other clips: {s['changed_margin_above_2x_error']}")
     print("\n" + "\n".join(lines), flush=True)

@@ -2,7 +2,7 @@
 
     <reference python> benchmarks/compare_worker.py --side reference --workdir DIR   # laion_clap + transformers
     <clapkit python>   benchmarks/compare_worker.py --side clapkit --workdir DIR     # clapkit fp32
-    <clapkit python>   benchmarks/compare_worker.py --side fast --workdir DIR        # clapkit.fast.accelerate(int8)
+    <clapkit python>   benchmarks/compare_worker.py --side fast --workdir DIR        # clapkit.fast.accelerate(--fast-mode)
 
 The driver writes one JSON command per line and reads one JSON answer per line. The reference side builds
 LAION HTSAT-tiny + RoBERTa and transformers' ``ClapModel(ClapConfig())`` with seed-0 random weights (through
@@ -220,7 +220,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--side", choices=("reference", "clapkit", "fast"), required=True)
     parser.add_argument("--workdir", type=Path, required=True)
-    parser.add_argument("--fast-mode", default="int8")
+    parser.add_argument("--fast-mode", default="auto", help="clapkit.fast backend of the fast side")
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     answer = os.fdopen(os.dup(1), "w")  # answers only; anything the libraries print goes to stderr
@@ -234,7 +234,8 @@ def main() -> None:
         args.workdir, args.fast_mode if args.side == "fast" else None)
     inputs = {task: task_inputs(task) for task in ("audio_b1", "audio_b8", "text_b32", "text_laion_b32")}
     answer.write(json.dumps({"ready": True, "build_s": time.perf_counter() - started, "mem": memory_mib(),
-                             "torch": torch.__version__, "threads": torch.get_num_threads()}) + "\n")
+                             "torch": torch.__version__, "threads": torch.get_num_threads(),
+                             "acceleration": getattr(getattr(side, "laion", None), "acceleration", None)}) + "\n")
     answer.flush()
     for line in sys.stdin:
         command = json.loads(line)

@@ -9,12 +9,14 @@ each variant once, one after the other (interleaved, so slow spells of a shared 
   audio tower, plain       the module-by-module path (conv, batch norm, ReLU; NCHW), what autograd runs
   audio tower, inference   what ``embed_audio`` runs without autograd: channels-last, batch norms folded
   embed_audio              waveform in: peak normalisation, STFT, mel, log, tower, head, L2
+  fast (BACKEND)           ``clapkit.fast.accelerate(model, BACKEND)``'s audio path (``--fast``, default: ``auto``, what
+                           it picks here, and ``onnxruntime-int8``), tower + head from features / waveform in
   text b32                 ``embed_text`` of 32 captions (clapkit's BERT encoder) vs transformers' ``BertModel``
                            with the same weights (tokenisation included on both sides)
 
 FLOPs are counted by ``torch.utils.flop_counter`` on one clip (convolutions and matmuls; the front end's FFT is not
-counted). The limit is FLOPs / the fp32 matmul peak: ``--peak-gflops`` (default 216, the 2-thread sgemm peak the
-team lead measured on this VM) and the 2048^3 sgemm measured here in the same run.
+counted). The limit is FLOPs / the fp32 matmul peak: the best 2048^3 sgemm measured here in the same run (or
+``--peak-gflops``); the bf16 matmul peak (same size) is printed too, the ceiling of the bf16 backend.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ import numpy as np
 import torch
 
 
-def sgemm_gflops(threads: int, repeats: int = 10) -> float:
-    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+def sgemm_gflops(threads: int, repeats: int = 10, dtype: torch.dtype = torch.float32) -> float:
+    a, b = torch.randn(2048, 2048).to(dtype), torch.randn(2048, 2048).to(dtype)
     torch.mm(a, b)
     best = min(_timed(lambda: torch.mm(a, b)) for _ in range(repeats))
     return 2 * 2048**3 / best / 1e9
@@ -63,7 +65,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--peak-gflops", type=float, default=216.0)
+    parser.add_argument("--peak-gflops", type=float, help="fp32 matmul peak (default: measured in this run)")
+    parser.add_argument("--fast", nargs="*", default=["auto", "onnxruntime-int8"], help="clapkit.fast backends")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import clapkit
@@ -100,41 +103,68 @@ def main() -> int:
         diff = max(float((tower(features[8]) - plain_tower(tower, features[8])).abs().max()), 0.0)
         ours_text = model.module.text_tower(**{k: v for k, v in model.tokenize(captions).items()})
         text_diff = float((ours_text - transformers_text()).abs().max())
-    tasks = {
-        ("audio tower b1", "plain (NCHW, module by module)"): (1, lambda: plain_tower(tower, features[1])),
-        ("audio tower b1", "inference (channels-last, BN folded)"): (1, lambda: tower(features[1])),
-        ("audio tower b8", "plain (NCHW, module by module)"): (8, lambda: plain_tower(tower, features[8])),
-        ("audio tower b8", "inference (channels-last, BN folded)"): (8, lambda: tower(features[8])),
-        ("embed_audio b1 (waveform in)", "clapkit"): (1, lambda: model.embed_audio(waves[:1], sample_rate=rate)),
-        ("embed_audio b8 (waveform in)", "clapkit"): (8, lambda: model.embed_audio(waves, sample_rate=rate)),
+    from clapkit.fast import accelerate
+
+    fast = {}
+    for backend in args.fast:
+        accelerated = accelerate(model, backend)
+        fast[f"fast ({accelerated.acceleration}{', auto' if backend == 'auto' else ''})"] = accelerated
+    tasks = {}
+    for b in (1, 8):
+        tasks[(f"audio tower + head b{b}", "plain (NCHW, module by module)")] = (
+            b, lambda b=b: model.module.audio_projection(plain_tower(tower, features[b])))
+        tasks[(f"audio tower + head b{b}", "fp32 inference (channels-last, BN folded)")] = (
+            b, lambda b=b: model.module.audio_features(features[b]))
+        for name, accelerated in fast.items():
+            tasks[(f"audio tower + head b{b}", name)] = (b, lambda b=b, m=accelerated: m.module.audio_features(
+                features[b]))
+    for b in (1, 8):
+        tasks[(f"embed_audio b{b} (waveform in)", "clapkit fp32")] = (
+            b, lambda b=b: model.embed_audio(waves[:b], sample_rate=rate))
+        for name, accelerated in fast.items():
+            tasks[(f"embed_audio b{b} (waveform in)", name)] = (
+                b, lambda b=b, m=accelerated: m.embed_audio(waves[:b], sample_rate=rate))
+    tasks.update({
         ("text b32 (tokenisation included)", "transformers BertModel"): (32, transformers_text),
         ("text b32 (tokenisation included)", "clapkit BERT encoder"): (32, lambda: model.embed_text(captions)),
-    }
+    })
     times: dict = {key: [] for key in tasks}
     with torch.inference_mode():
         for _, fn in tasks.values():
             fn()  # warm-up
         peak_here = sgemm_gflops(args.threads)
+        peak_bf16 = sgemm_gflops(args.threads, dtype=torch.bfloat16)
+        peak = args.peak_gflops or peak_here
         for _ in range(args.rounds):
             for key, (_, fn) in tasks.items():
-                times[key].append(_timed(fn))
+                cpu = time.process_time()
+                times[key].append((_timed(fn), time.process_time() - cpu))
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
           f"{args.threads} threads, load average {os.getloadavg()[0]:.2f} at the end; {args.rounds} rounds")
     print(f"audio tower: {per_clip / 1e9:.2f} GFLOP per {clip / rate:g} s clip (with the head: {whole / 1e9:.2f}); "
-          f"sgemm peak: {args.peak_gflops:g} GFLOP/s given, {peak_here:.0f} measured in this run; limit "
-          f"{args.peak_gflops * 1e9 / per_clip:.1f} clips/s")
+          f"fp32 matmul peak (2048^3) {peak_here:.0f} GFLOP/s measured in this run (used: {peak:.0f}), bf16 "
+          f"{peak_bf16:.0f}; fp32 limit {peak * 1e9 / per_clip:.1f} clips/s, bf16 limit "
+          f"{peak_bf16 * 1e9 / per_clip:.1f}")
+    for name, accelerated in fast.items():
+        with torch.inference_mode():
+            cos = torch.nn.functional.cosine_similarity(accelerated.module.audio_features(features[8]),
+                                                        model.module.audio_features(features[8]))
+        print(f"{name}: cosine to fp32 (8 synthetic clips, tower + head) min {float(cos.min()):.5f}")
     print(f"inference vs plain path max abs diff {diff:.2e}; text vs transformers max abs diff {text_diff:.2e}\n")
-    print("| task | variant | median items/s | best items/s | ms/item (median) | GFLOP/s | % of limit | vs first |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| task | variant | median items/s | best items/s | ms/item (median) | CPU ms/item | GFLOP/s | "
+          "% of fp32 limit | vs first |")
+    print("|---|---|---|---|---|---|---|---|---|")
     first: dict[str, float] = {}
     for (task, variant), (items, _) in tasks.items():
-        median, best = statistics.median(times[(task, variant)]), min(times[(task, variant)])
+        wall = [t[0] for t in times[(task, variant)]]
+        cpu_ms = 1e3 * statistics.median(t[1] for t in times[(task, variant)]) / items
+        median, best = statistics.median(wall), min(wall)
         rate_median = items / median
         first.setdefault(task, rate_median)
-        gflops = per_clip * rate_median / 1e9 if task.startswith(("audio", "embed_audio")) else None
-        share = f"{100 * gflops / args.peak_gflops:.0f} %" if gflops else ""
+        gflops = whole * rate_median / 1e9 if task.startswith(("audio", "embed_audio")) else None
+        share = f"{100 * gflops / peak:.0f} %" if gflops else ""
         print(f"| {task} | {variant} | {rate_median:.2f} | {items / best:.2f} | {1e3 * median / items:.1f} | "
-              f"{f'{gflops:.0f}' if gflops else ''} | {share} | {rate_median / first[task]:.2f}x |")
+              f"{cpu_ms:.1f} | {f'{gflops:.0f}' if gflops else ''} | {share} | {rate_median / first[task]:.2f}x |")
     return 0
 
 

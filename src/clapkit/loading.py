@@ -36,8 +36,9 @@ def load(
     - ``load("laion-htsat-tiny", weights="random")``: random initialisation (for tests and training from scratch).
     - ``load("clapcap_weights_2023.pth")``: MS-CLAP's captioning model; ``model.caption(files)`` (docs/captioning.md).
     ``tokenizer``: a local tokenizer directory; without one, BERT-vocabulary towers use the bundled vocab and others
-    can still ``encode_text`` pre-tokenised ids. ``fast="int8"``: the audio tower's linear layers in int8
-    (``clapkit.fast.accelerate``; inference only, cosine to fp32 > 0.999 on HTSAT; docs/performance.md).
+    can still ``encode_text`` pre-tokenised ids. ``fast="auto"`` (or a backend: ``"bf16"``, ``"int8"``,
+    ``"openvino"``, ``"onnxruntime"``, ``"onnxruntime-int8"``): a fast CPU audio path (``clapkit.fast.accelerate``;
+    inference only; docs/performance.md).
     - ``load("630k-audioset-best")`` / ``load("laion/clap-htsat-unfused")``: a public checkpoint (``clapkit models
       --public``) or hub repo, from the Hugging Face cache with no network call; ``download=True`` fetches it first
       (``clapkit.hub``; same as ``clapkit download NAME``).

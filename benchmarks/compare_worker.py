@@ -2,7 +2,7 @@
 
     <reference python> benchmarks/compare_worker.py --side reference --workdir DIR   # laion_clap + transformers
     <clapkit python>   benchmarks/compare_worker.py --side clapkit --workdir DIR     # clapkit fp32
-    <clapkit python>   benchmarks/compare_worker.py --side fast --workdir DIR        # clapkit.fast.accelerate(--fast-mode)
+    <clapkit python>   benchmarks/compare_worker.py --side fast --workdir DIR        # clapkit.fast (--fast-mode)
 
 The driver writes one JSON command per line and reads one JSON answer per line. The reference side builds
 LAION HTSAT-tiny + RoBERTa and transformers' ``ClapModel(ClapConfig())`` with seed-0 random weights (through

@@ -5,8 +5,8 @@
 
 Three worker processes stay alive for the whole run (see ``compare_worker.py``): the reference (laion_clap 1.1.7 +
 transformers, under the reference Python: ``--ref-python``, else ``$CLAPKIT_REF_PYTHON``, else
-``.venv-ref/bin/python``), clapkit fp32 and clapkit fast (``clapkit.fast.accelerate``, ``--fast-backend``, default auto),
-both under this Python. The reference builds the models with seed-0 random weights and saves them; the clapkit
+``.venv-ref/bin/python``), clapkit fp32 and clapkit fast (``clapkit.fast.accelerate``, ``--fast-backend``, default
+auto), both under this Python. The reference builds the models with seed-0 random weights and saves them; the clapkit
 workers load those files. Only one worker computes at a time: every round runs each task once on each side, one
 after the other, so slow spells of a shared machine hit both sides alike. Reported per task and side: median and
 best wall time over the rounds, CPU time (all threads) per item, and the ratios. Then: max abs difference of the

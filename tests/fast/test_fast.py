@@ -60,9 +60,20 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
 
 
+_BUILT: dict = {}
+
+
+def built(model: ClapModel, backend: str) -> ClapModel:
+    """``accelerate(model, backend)``, built once per test module (the runtimes take seconds to trace and compile)."""
+    key = (id(model), backend)
+    if key not in _BUILT:
+        _BUILT[key] = accelerate(model, backend)
+    return _BUILT[key]
+
+
 def check_backend(model: ClapModel, backend: str, threshold: float) -> None:
     clips = waves(model)
-    fast = accelerate(model, backend)
+    fast = built(model, backend)
     assert fast.acceleration == backend
     reference = model.embed_audio(clips, sample_rate=model.sample_rate)
     batched = fast.embed_audio(clips, sample_rate=model.sample_rate, batch_size=4)
@@ -88,12 +99,12 @@ def test_runtime_backends_really_change_the_computation(cnn):
     clips = waves(cnn)
     reference = cnn.embed_audio(clips, sample_rate=cnn.sample_rate)
     for backend in ("bf16", "onnxruntime-int8"):
-        assert np.abs(accelerate(cnn, backend).embed_audio(clips, sample_rate=cnn.sample_rate) - reference).max() > 0
+        assert np.abs(built(cnn, backend).embed_audio(clips, sample_rate=cnn.sample_rate) - reference).max() > 0
 
 
 def test_runtime_falls_back_to_fp32_for_other_lengths(cnn):
     """The traced graph has the clip length of the model's front end; other feature sizes run the fp32 modules."""
-    fast = accelerate(cnn, "onnxruntime")
+    fast = built(cnn, "onnxruntime")
     features = torch.randn(2, 1, 40, cnn.config.audio.n_mels)
     np.testing.assert_allclose(fast.encode_audio(features).numpy(), cnn.encode_audio(features).numpy(), atol=1e-6)
 
@@ -149,7 +160,6 @@ def test_only_eligible_linears_are_quantised_and_original_untouched(model):
     assert quantised == quantizable(model.module.audio_tower, 192) and quantised
     assert all(type(m) is nn.Linear for m in fast.module.text_tower.modules() if isinstance(m, nn.Linear))
     assert not any(isinstance(m, torch.ao.nn.quantized.dynamic.Linear) for m in model.module.modules())
-    accelerate(model, "onnxruntime")
     accelerate(model, "bf16")
     for key, value in model.module.state_dict().items():
         assert torch.equal(value, before[key])
@@ -159,7 +169,7 @@ def test_only_eligible_linears_are_quantised_and_original_untouched(model):
 @pytest.mark.parametrize("backend", ["int8", "bf16", "onnxruntime"])
 def test_accelerated_model_refuses_to_save(model, tmp_path, backend):
     with pytest.raises(ConfigError, match="cannot be saved"):
-        accelerate(model, backend).save(tmp_path / "out")
+        built(model, backend).save(tmp_path / "out")
     assert not (tmp_path / "out").exists()
 
 

@@ -32,7 +32,7 @@ def model() -> ClapPipeline:
 
 
 @pytest.fixture(scope="module")
-def cnn() -> ClapModel:
+def cnn() -> ClapPipeline:
     """The default model's architecture (aiSFX CNN8, linear head, MiniLM-sized text) with random weights."""
     import json
 
@@ -41,14 +41,14 @@ def cnn() -> ClapModel:
 
     config = ModelConfig.from_dict(json.loads(default_model_files()[0].read_text()))
     torch.manual_seed(0)
-    module = ClapModule(config)
+    module = ClapNetwork(config)
     for bn in (m for m in module.audio_tower.modules() if isinstance(m, nn.BatchNorm2d)):  # trained-like statistics
         bn.running_var.uniform_(0.5, 2.0)
         bn.running_mean.uniform_(-0.2, 0.2)
-    return ClapModel(module, config, load_tokenizer(config.text, None))
+    return ClapPipeline(module, config, load_tokenizer(config.text, None))
 
 
-def waves(model: ClapModel, count: int = 4, seconds: float | None = None) -> np.ndarray:
+def waves(model: ClapPipeline, count: int = 4, seconds: float | None = None) -> np.ndarray:
     rate = model.sample_rate
     rng = np.random.default_rng(0)
     t = np.arange(int(rate * seconds) if seconds else model.config.frontend.clip_samples) / rate
@@ -63,7 +63,7 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 _BUILT: dict = {}
 
 
-def built(model: ClapModel, backend: str) -> ClapModel:
+def built(model: ClapPipeline, backend: str) -> ClapPipeline:
     """``accelerate(model, backend)``, built once per test module (the runtimes take seconds to trace and compile)."""
     key = (id(model), backend)
     if key not in _BUILT:
@@ -71,7 +71,7 @@ def built(model: ClapModel, backend: str) -> ClapModel:
     return _BUILT[key]
 
 
-def check_backend(model: ClapModel, backend: str, threshold: float) -> None:
+def check_backend(model: ClapPipeline, backend: str, threshold: float) -> None:
     clips = waves(model)
     fast = built(model, backend)
     assert fast.acceleration == backend

@@ -105,3 +105,9 @@ def test_ship_all_retrains_on_every_clip_after_measuring(two_runs, fake_corpus, 
     assert final.keys() == plain.keys() and not torch.equal(final["audio_projection.weight"],
                                                             plain["audio_projection.weight"])
     assert json.loads((tmp_path / "numbers.json").read_text())["shipped"] == shipped
+    import csv
+
+    with (tmp_path / "default-model-data-licences.csv").open() as handle:
+        licences = list(csv.DictReader(handle))
+    assert sum(int(r["train_clips"]) for r in licences) == shipped["train_clips"]
+    assert all(int(r["heldout_clips"]) == 0 for r in licences)  # the shipped weights saw every clip listed

@@ -323,6 +323,8 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
         t0 = time.time()
         final, final_losses = train_heads(data, options)
         _export(final, out, aisfx)
+        corpus_v2.write_licences({"train": everything, "heldout_classes": [], "heldout_clips": []},
+                                 work / "default-model-data-licences.csv", corpus)  # what the shipped weights saw
         numbers["shipped"] = {
             "trained_on": "every readable corpus clip (held-out classes and clips included), after the split's "
                           "numbers were measured with the same options", "train_clips": len(everything) - len(more),

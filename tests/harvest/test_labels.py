@@ -145,7 +145,8 @@ def test_text_to_speech_is_labelled_and_captioned_as_synthetic(labeler):
     from clapkit.harvest.captions import Captioner
 
     tts = labeler.label("clapkit-synth-speech", "usr/share/sounds/clapkit-synth-speech/en-us_female/hello.wav")
-    assert [e.name for e in tts.labels] == ["Speech synthesizer", "Female speech, woman speaking", "Speech"]
+    # the voice first (what a listener calls it), then that it is synthetic
+    assert [e.name for e in tts.labels] == ["Female speech, woman speaking", "Speech synthesizer", "Speech"]
     caption, _ = Captioner(default_ontology()).caption("abc", tts)
     assert "synthetic female voice" in caption and '"hello"' in caption
 

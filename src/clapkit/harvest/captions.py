@@ -46,7 +46,7 @@ class Captioner:
 def _speech_caption(labelling: Labelling, rng: random.Random) -> str:
     language, voice = labelling.speech or ("", "")
     who = {"female": "a woman", "male": "a man"}.get(voice, "a person")
-    if labelling.labels and labelling.labels[0].name == "Speech synthesizer":
+    if any(label.name == "Speech synthesizer" for label in labelling.labels):
         who = {"female": "a synthetic female voice", "male": "a synthetic male voice"}.get(voice, "a synthetic voice")
     if labelling.spoken:
         forms = [f"{who} saying \"{labelling.spoken}\" in {language}", f"{who} says the word \"{labelling.spoken}\"",

@@ -263,8 +263,8 @@ class Labeler:
         names = {"female": "Female speech, woman speaking", "male": "Male speech, man speaking"}
         result.labels = [self.ontology.get(names[voice])] if voice in names else []
         result.labels.append(self.ontology.get("Speech"))
-        if len(action) > 4 and action[4] == "synthetic":
-            result.labels.insert(0, self.ontology.get("Speech synthesizer"))
+        if len(action) > 4 and action[4] == "synthetic":  # after the voice: what people call it is speech
+            result.labels.insert(1 if voice in names else 0, self.ontology.get("Speech synthesizer"))
         result.matches = [Match(f"(package: {language} speech)", e, "package") for e in result.labels]
         result.speech = (language, voice)
         stemname = re.sub(r"\.[A-Za-z0-9]+$", "", source_path.split("/")[-1])

@@ -30,9 +30,22 @@ EXTRA = "pip install 'clapkit[fast]'"
 PACKAGES = {"openvino": "openvino", "onnxruntime": "onnxruntime", "onnxruntime-int8": "onnxruntime"}
 
 
+def _decline_openvino_telemetry() -> None:
+    """``import openvino`` imports its model converter, whose telemetry sends usage events over the network unless a
+    consent file says no; a library must make no network calls as a side effect, so clapkit declines for this process
+    (as ``opt_in_out --opt_out`` would, without writing the user's consent file)."""
+    try:
+        from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+    except ImportError:
+        return
+    OptInChecker.check = lambda self, *args, **kwargs: ConsentCheckResult.DECLINED
+
+
 def require(backend: str):
     """Import the runtime package of ``backend``; a clear ``ConfigError`` naming the pip extra when it is missing."""
     package = PACKAGES[backend]
+    if package == "openvino":
+        _decline_openvino_telemetry()
     try:
         module = __import__(package)
         if backend.startswith("onnxruntime"):

@@ -217,3 +217,13 @@ def test_load_and_cli_take_fast(tmp_path):
     for backend in ("int8", "auto", "bf16", "openvino"):
         args = build_parser().parse_args(["embed", "x.wav", "--fast", backend, "--out", "o"])
         assert args.fast == backend and args.model == "default"
+
+
+def test_openvino_telemetry_declined():
+    """Importing openvino through clapkit must not turn on its usage telemetry (network calls as a side effect)."""
+    from clapkit.fast_runtimes import require
+
+    require("openvino")
+    from openvino_telemetry.utils.opt_in_checker import ConsentCheckResult, OptInChecker
+
+    assert OptInChecker().check(enable_opt_in_dialog=False) == ConsentCheckResult.DECLINED

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from clapkit.models.fused import linear
+
 CHUNK_TOKENS: int | None = None  # None: automatic, see chunk_tokens()
 MASKED = -100.0  # LAION fills attention logits across shifted-window regions with -100 (not -inf)
 
@@ -96,27 +98,25 @@ class WindowAttention(nn.Module):
         bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
         return bias.view(tokens, tokens, self.num_heads).permute(2, 0, 1)
 
-    def forward(self, windows: Tensor, bias: Tensor) -> Tensor:
-        """windows: (windows, N, C); bias: additive logits bias broadcastable to (windows, heads, N, N)."""
+    def forward(self, windows: Tensor, bias: Tensor, residual: Tensor | None = None) -> Tensor:
+        """windows: (windows, N, C); bias: additive logits bias broadcastable to (windows, heads, N, N); ``residual``
+        (windows, N, C), if given, is added to the output (fused into the projection where ``fused.linear`` can)."""
         count, tokens, dim = windows.shape
-        qkv = self.qkv(windows).view(count, tokens, 3, self.num_heads, dim // self.num_heads)
+        qkv = linear(self.qkv, windows).view(count, tokens, 3, self.num_heads, dim // self.num_heads)
         query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         out = F.scaled_dot_product_attention(query, key, value, attn_mask=bias)
-        return self.proj(out.transpose(1, 2).reshape(count, tokens, dim))
+        return linear(self.proj, out.transpose(1, 2).reshape(count, tokens, dim), residual=residual)
 
 
 class Mlp(nn.Module):
     def __init__(self, dim: int, hidden: int):
         super().__init__()
         self.fc1 = nn.Linear(dim, hidden)
-        self.act = nn.GELU()
         self.fc2 = nn.Linear(hidden, dim)
 
-    def forward(self, x: Tensor) -> Tensor:
-        hidden = self.fc1(x)
-        # in place when nothing is recorded for backward (GELU's backward needs its input)
-        hidden = self.act(hidden) if torch.is_grad_enabled() else torch.ops.aten.gelu_(hidden)
-        return self.fc2(hidden)
+    def forward(self, x: Tensor, residual: Tensor | None = None) -> Tensor:
+        """fc1, exact GELU, fc2 (+ ``residual``), the epilogues fused where ``fused.linear`` can."""
+        return linear(self.fc2, linear(self.fc1, x, gelu=True), residual=residual)
 
 
 class SwinBlock(nn.Module):
@@ -191,14 +191,14 @@ class SwinBlock(nn.Module):
             count = chunk.shape[0]
             first = start % windows_per_clip
             chunk_bias = bias if bias.shape[0] == 1 else bias[first : first + count]
-            h = self.attn(self.norm1(chunk), chunk_bias)
-            if attn_scale is not None:
-                h = h * attn_scale[start : start + count]
-            h = h.add_(chunk)
-            y = self.mlp(self.norm2(h))
-            if mlp_scale is not None:
-                y = y * mlp_scale[start : start + count]
-            y = y.add_(h)
+            if attn_scale is None:
+                h = self.attn(self.norm1(chunk), chunk_bias, residual=chunk)
+            else:
+                h = (self.attn(self.norm1(chunk), chunk_bias) * attn_scale[start : start + count]).add_(chunk)
+            if mlp_scale is None:
+                y = self.mlp(self.norm2(h), residual=h)
+            else:
+                y = (self.mlp(self.norm2(h)) * mlp_scale[start : start + count]).add_(h)
             if scatter is not None:
                 out.index_copy_(0, scatter[start * tokens : (start + count) * tokens], y.view(-1, dim))
             else:
@@ -219,7 +219,7 @@ class PatchMerging(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         batch, length, dim = x.shape
-        return self.reduction(self.norm(x.view(batch, length // 4, 4 * dim)))
+        return linear(self.reduction, self.norm(x.view(batch, length // 4, 4 * dim)))
 
 
 class SwinStage(nn.Module):

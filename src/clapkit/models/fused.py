@@ -1,0 +1,61 @@
+"""Linear layers with fused epilogues (exact GELU, residual add) through oneDNN, for fp32 inference on CPU.
+
+On CPUs where PyTorch dispatches AVX-512 kernels, oneDNN's fp32 matrix product (``torch.ops.mkldnn._linear_pointwise``)
+runs the linears of HTSAT ~10-25 % faster than ``F.linear`` (MKL's ``addmm``), and it applies GELU or adds the
+residual while the output tile is still in cache instead of in a second pass over memory (docs/performance.md,
+"Run on 2026-12-01"). On the AVX2 machine of the earlier runs oneDNN was equal or slower, so the automatic choice
+(``ONEDNN = None``) uses it only where the CPU capability is AVX-512; ``ONEDNN = True/False`` forces it either way.
+
+The oneDNN op has no autograd formula: it is used only when no gradient is recorded, for plain ``nn.Linear`` modules
+(a quantised or otherwise replaced linear, e.g. by ``clapkit.fast``, takes the ordinary path) with fp32 CPU tensors.
+Results equal ``F.linear`` up to float32 rounding of a different summation order (~1e-6 relative).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ONEDNN: bool | None = None  # None: automatic (AVX-512 CPUs), True/False: always / never
+
+
+@functools.lru_cache(maxsize=1)
+def _onednn_pays() -> bool:
+    """oneDNN's fp32 linear is available and the CPU runs PyTorch's AVX-512 kernels (where it measured faster)."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+
+
+def onednn_enabled() -> bool:
+    """Whether ``linear`` may use oneDNN (``ONEDNN``, else the automatic choice)."""
+    if ONEDNN is not None:
+        return ONEDNN and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    return _onednn_pays()
+
+
+def uses_onednn(layer: nn.Module, x: Tensor) -> bool:
+    """True when ``linear(layer, x, ...)`` goes through oneDNN: enabled, no autograd, plain fp32 CPU ``nn.Linear``."""
+    return (type(layer) is nn.Linear and not torch.is_grad_enabled() and x.device.type == "cpu"
+            and x.dtype == torch.float32 and layer.weight.dtype == torch.float32 and onednn_enabled())
+
+
+def linear(layer: nn.Module, x: Tensor, gelu: bool = False, residual: Tensor | None = None) -> Tensor:
+    """``layer(x)``, then the exact (erf) GELU if ``gelu``, or plus ``residual`` (same shape as the output).
+
+    One oneDNN call when ``uses_onednn(layer, x)``; otherwise ``layer(x)`` and the epilogue in place on its output
+    (GELU in place only without autograd: its backward needs its input)."""
+    if gelu and residual is not None:
+        raise ValueError("linear fuses either GELU or a residual add, not both")
+    if uses_onednn(layer, x):
+        if residual is not None:
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, layer.weight, layer.bias, "add")
+        return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "gelu" if gelu else "none", [],
+                                                  "none" if gelu else "")
+    out = layer(x)
+    if gelu:
+        return F.gelu(out) if torch.is_grad_enabled() else torch.ops.aten.gelu_(out)
+    return out if residual is None else out.add_(residual)

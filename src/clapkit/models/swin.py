@@ -143,6 +143,7 @@ class SwinBlock(nn.Module):
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.register_buffer("output_order", None, persistent=False)
         self.register_buffer("output_position", None, persistent=False)  # inverse of output_order
+        self._bias_cache: tuple | None = None  # (key, bias) of attention_bias without autograd
 
     def set_output_order(self, order: Tensor | None) -> None:
         device = self.attn.relative_position_index.device
@@ -154,7 +155,20 @@ class SwinBlock(nn.Module):
 
     def attention_bias(self, windows_per_chunk: int) -> Tensor:
         """Position bias plus shift mask, (1, heads, N, N) unshifted, else the per-window masks tiled so that any run
-        of ``windows_per_chunk`` windows starting at window ``i < windows`` is the slice ``[i : i + run]``."""
+        of ``windows_per_chunk`` windows starting at window ``i < windows`` is the slice ``[i : i + run]``.
+
+        Without autograd the result is kept and reused until the bias table or the mask changes (in place or
+        replaced): building it is a gather, an add and a tiling copy of up to (64, heads, N, N) per call."""
+        if torch.is_grad_enabled():
+            return self._attention_bias(windows_per_chunk)
+        table, mask = self.attn.relative_position_bias_table, self.attn_mask
+        key = (windows_per_chunk, table.data_ptr(), table._version, table.device,
+               None if mask is None else (mask.data_ptr(), mask._version))
+        if self._bias_cache is None or self._bias_cache[0] != key:
+            self._bias_cache = (key, self._attention_bias(windows_per_chunk))
+        return self._bias_cache[1]
+
+    def _attention_bias(self, windows_per_chunk: int) -> Tensor:
         bias = self.attn.position_bias()
         if self.attn_mask is None:
             return bias.unsqueeze(0).contiguous()

@@ -6,9 +6,12 @@ residual while the output tile is still in cache instead of in a second pass ove
 "Run on 2026-12-01"). On the AVX2 machine of the earlier runs oneDNN was equal or slower, so the automatic choice
 (``ONEDNN = None``) uses it only where the CPU capability is AVX-512; ``ONEDNN = True/False`` forces it either way.
 
-The oneDNN op has no autograd formula: it is used only when no gradient is recorded, for plain ``nn.Linear`` modules
-(a quantised or otherwise replaced linear, e.g. by ``clapkit.fast``, takes the ordinary path) with fp32 CPU tensors.
-Results equal ``F.linear`` up to float32 rounding of a different summation order (~1e-6 relative).
+Used for plain ``nn.Linear`` modules only (a quantised or otherwise replaced linear, e.g. by ``clapkit.fast``, takes
+the ordinary path), with fp32 CPU tensors and no autocast (under autocast the ordinary path runs in the autocast
+dtype), and only when no gradient is recorded: the oneDNN op has no autograd formula, and a custom autograd
+function with oneDNN forward and input-gradient products measured no faster than ``F.linear`` for the training step
+(docs/performance.md). Results equal ``F.linear`` up to float32 rounding of a different summation order (~1e-6
+relative).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 ONEDNN: bool | None = None  # None: automatic (AVX-512 CPUs), True/False: always / never
+EPILOGUES = True  # False: oneDNN linear, then GELU / the add as separate passes (benchmarks/htsat_speed.py ablation)
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,9 +42,11 @@ def onednn_enabled() -> bool:
 
 
 def uses_onednn(layer: nn.Module, x: Tensor) -> bool:
-    """True when ``linear(layer, x, ...)`` goes through oneDNN: enabled, no autograd, plain fp32 CPU ``nn.Linear``."""
+    """True when ``linear(layer, x, ...)`` goes through oneDNN: enabled, no autograd, a plain ``nn.Linear``, fp32 CPU
+    tensors and no CPU autocast."""
     return (type(layer) is nn.Linear and not torch.is_grad_enabled() and x.device.type == "cpu"
-            and x.dtype == torch.float32 and layer.weight.dtype == torch.float32 and onednn_enabled())
+            and x.dtype == torch.float32
+            and layer.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu") and onednn_enabled())
 
 
 def linear(layer: nn.Module, x: Tensor, gelu: bool = False, residual: Tensor | None = None) -> Tensor:
@@ -50,12 +56,13 @@ def linear(layer: nn.Module, x: Tensor, gelu: bool = False, residual: Tensor | N
     (GELU in place only without autograd: its backward needs its input)."""
     if gelu and residual is not None:
         raise ValueError("linear fuses either GELU or a residual add, not both")
-    if uses_onednn(layer, x):
+    onednn = uses_onednn(layer, x)
+    if onednn and EPILOGUES:
         if residual is not None:
             return torch.ops.mkldnn._linear_pointwise.binary(x, residual, layer.weight, layer.bias, "add")
         return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "gelu" if gelu else "none", [],
                                                   "none" if gelu else "")
-    out = layer(x)
+    out = torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "none", [], "") if onednn else layer(x)
     if gelu:
         return F.gelu(out) if torch.is_grad_enabled() else torch.ops.aten.gelu_(out)
     return out if residual is None else out.add_(residual)

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from clapkit.models.fused import linear
 
 CHUNK_TOKENS: int | None = None  # None: automatic, see chunk_tokens()
+CACHE_BIAS = True  # reuse the attention bias without autograd (False: rebuild per call, for the speed ablation)
 MASKED = -100.0  # LAION fills attention logits across shifted-window regions with -100 (not -inf)
 
 
@@ -159,7 +160,7 @@ class SwinBlock(nn.Module):
 
         Without autograd the result is kept and reused until the bias table or the mask changes (in place or
         replaced): building it is a gather, an add and a tiling copy of up to (64, heads, N, N) per call."""
-        if torch.is_grad_enabled():
+        if torch.is_grad_enabled() or not CACHE_BIAS:
             return self._attention_bias(windows_per_chunk)
         table, mask = self.attn.relative_position_bias_table, self.attn_mask
         key = (windows_per_chunk, table.data_ptr(), table._version, table.device,

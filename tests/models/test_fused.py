@@ -1,0 +1,157 @@
+"""clapkit.models.fused: oneDNN linears with fused GELU / residual epilogues equal the plain path; when they are (not)
+used; Swin blocks with fused epilogues and cached attention bias equal the unfused eager block on masked windows."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from clapkit.models import fused, swin
+from clapkit.models.swin import SwinBlock
+
+
+@pytest.fixture
+def onednn(monkeypatch):
+    """Force the oneDNN path on (the CPU builds of torch this project runs on ship oneDNN)."""
+    monkeypatch.setattr(fused, "ONEDNN", True)
+    assert fused.onednn_enabled(), "torch without oneDNN (mkldnn): the fused path cannot be exercised"
+
+
+def random_linear(inputs: int, outputs: int, seed: int = 0) -> torch.nn.Linear:
+    torch.manual_seed(seed)
+    layer = torch.nn.Linear(inputs, outputs)
+    torch.nn.init.normal_(layer.bias, std=0.5)
+    return layer
+
+
+@pytest.mark.parametrize("epilogue", ["none", "gelu", "residual"])
+def test_onednn_linear_equals_plain(onednn, epilogue: str) -> None:
+    layer = random_linear(96, 192)
+    x = torch.randn(8, 64, 96, generator=torch.Generator().manual_seed(1))
+    residual = torch.randn(8, 64, 192, generator=torch.Generator().manual_seed(2))
+    expected = F.linear(x, layer.weight, layer.bias)
+    expected = F.gelu(expected) if epilogue == "gelu" else expected + residual if epilogue == "residual" else expected
+    with torch.inference_mode():
+        assert fused.uses_onednn(layer, x)
+        out = fused.linear(layer, x, gelu=epilogue == "gelu", residual=residual if epilogue == "residual" else None)
+    assert out.shape == expected.shape
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("epilogue", ["none", "gelu", "residual"])
+def test_separate_epilogues_equal_fused(onednn, monkeypatch, epilogue: str) -> None:
+    layer = random_linear(96, 192)
+    x = torch.randn(2, 64, 96, generator=torch.Generator().manual_seed(1))
+    residual = torch.randn(2, 64, 192, generator=torch.Generator().manual_seed(2))
+    extra = {"gelu": epilogue == "gelu", "residual": residual if epilogue == "residual" else None}
+    with torch.inference_mode():
+        fused_out = fused.linear(layer, x, **extra)
+        monkeypatch.setattr(fused, "EPILOGUES", False)
+        separate = fused.linear(layer, x, **extra)
+    torch.testing.assert_close(separate, fused_out, atol=1e-5, rtol=1e-5)
+
+
+def test_autograd_takes_the_plain_path(onednn) -> None:
+    """oneDNN's op has no autograd formula: with gradients recorded the ordinary linear runs, gradients exact."""
+    layer = random_linear(48, 96)
+    x = torch.randn(4, 16, 48, generator=torch.Generator().manual_seed(3), requires_grad=True)
+    assert not fused.uses_onednn(layer, x)
+    fused.linear(layer, x, gelu=True).pow(2).sum().backward()
+    ours = [t.grad.clone() for t in (x, layer.weight, layer.bias)]
+    for tensor in (x, layer.weight, layer.bias):
+        tensor.grad = None
+    F.gelu(F.linear(x, layer.weight, layer.bias)).pow(2).sum().backward()
+    for a, b in zip(ours, (x.grad, layer.weight.grad, layer.bias.grad), strict=True):
+        torch.testing.assert_close(a, b, atol=0, rtol=0)
+
+
+def test_fallbacks_take_the_plain_path(monkeypatch) -> None:
+    layer = random_linear(32, 32)
+    x = torch.randn(5, 32)
+    monkeypatch.setattr(fused, "ONEDNN", False)
+    assert not fused.uses_onednn(layer, x)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused.linear(layer, x, gelu=True), F.gelu(layer(x)), atol=0, rtol=0)
+    monkeypatch.setattr(fused, "ONEDNN", True)
+
+    class Replaced(torch.nn.Linear):  # e.g. a quantised linear: not a plain nn.Linear
+        def forward(self, x):
+            return super().forward(x) * 2
+
+    replaced = Replaced(32, 32)
+    replaced.load_state_dict(layer.state_dict())
+    assert not fused.uses_onednn(replaced, x)
+    with torch.inference_mode():
+        torch.testing.assert_close(fused.linear(replaced, x), 2 * layer(x))
+    assert not fused.uses_onednn(layer, x.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert not fused.uses_onednn(layer, x)
+        assert fused.linear(layer, x).dtype == torch.bfloat16  # autocast applies as for any linear
+    with pytest.raises(ValueError, match="either GELU or a residual"):
+        fused.linear(layer, x, gelu=True, residual=x)
+
+
+def test_automatic_choice_follows_cpu_capability(monkeypatch) -> None:
+    monkeypatch.setattr(fused, "ONEDNN", None)
+    fused._onednn_pays.cache_clear()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX2")
+    assert not fused.onednn_enabled()
+    fused._onednn_pays.cache_clear()
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: "AVX512")
+    assert fused.onednn_enabled() == torch.backends.mkldnn.is_available()
+    fused._onednn_pays.cache_clear()
+
+
+def random_block(shift: int, seed: int = 0) -> SwinBlock:
+    torch.manual_seed(seed)
+    block = SwinBlock(64, (16, 16), num_heads=4, window_size=8, shift_size=shift).eval()
+    with torch.no_grad():
+        for parameter in block.parameters():
+            parameter.normal_(0, 0.2)
+        block.attn.relative_position_bias_table.normal_(0, 1.0)
+    return block
+
+
+@pytest.mark.parametrize("shift", [0, 4])
+def test_swin_block_fused_equals_unfused(monkeypatch, shift: int) -> None:
+    """The shifted block's windows carry the -100 region masks; both orders of evaluation must agree."""
+    block = random_block(shift)
+    x = torch.randn(3, 256, 64, generator=torch.Generator().manual_seed(5))
+    monkeypatch.setattr(fused, "ONEDNN", False)
+    with torch.no_grad():
+        plain = block(x)
+    with torch.enable_grad():
+        graded = block(x)  # autograd path: no bias cache
+    monkeypatch.setattr(fused, "ONEDNN", True)
+    with torch.inference_mode():
+        fast = block(x)
+        again = block(x)  # second call reuses the cached bias
+    torch.testing.assert_close(fast, plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(graded.detach(), plain, atol=1e-5, rtol=1e-5)
+    assert torch.equal(fast, again)
+
+
+def test_attention_bias_cache_follows_the_table() -> None:
+    block = random_block(4)
+    with torch.no_grad():
+        first = block.attention_bias(4)
+        assert block.attention_bias(4) is first
+        assert block.attention_bias(2) is not first  # another tiling is another entry
+        block.attn.relative_position_bias_table.add_(1.0)  # in place: version changes
+        changed = block.attention_bias(4)
+    torch.testing.assert_close(changed, first + 1.0)
+    block.attn.relative_position_bias_table = torch.nn.Parameter(torch.zeros_like(
+        block.attn.relative_position_bias_table))  # replaced: storage changes
+    with torch.no_grad():
+        zeroed = block.attention_bias(4)
+    torch.testing.assert_close(zeroed, block.attn_mask.unsqueeze(1).expand_as(zeroed))
+    assert block.attention_bias(4).requires_grad  # with autograd: built fresh, differentiable
+
+
+def test_attention_bias_cache_can_be_switched_off(monkeypatch) -> None:
+    block = random_block(4)
+    monkeypatch.setattr(swin, "CACHE_BIAS", False)
+    with torch.no_grad():
+        first = block.attention_bias(4)
+        assert block.attention_bias(4) is not first

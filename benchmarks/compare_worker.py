@@ -19,6 +19,8 @@ the tasks below are the same work on both sides:
   train_b8             one LAION training step, batch 8: forward (waveform front end in train mode, SpecAugment,
                        dropout), contrastive loss, backward, AdamW step (clapkit: fused=True); text pre-tokenised
                        (laion: pad to 77, clapkit: to the longest caption)
+  train_bf16_b8        clapkit only, compared with the reference's fp32 train_b8: the same step with the forward
+                       under CPU bf16 autocast (the training loop's opt-in ``precision: bf16``), loss in fp32
 """
 
 from __future__ import annotations
@@ -167,9 +169,11 @@ class Clapkit:
         model = self.hf if task == "text_b32" else self.laion
         return model.embed_text(inputs, batch_size=len(inputs))
 
-    def train_step(self):
+    def train_step(self, bf16: bool = False):
         torch = self.torch
         if self.train is None:
+            import contextlib
+
             from clapkit.audio.fusion import prepare_batch
             from clapkit.train.loss import ContrastiveLoss, clamp_logit_scale_
             from clapkit.train.modeling import parameter_groups
@@ -182,11 +186,14 @@ class Clapkit:
             optimizer = torch.optim.AdamW(parameter_groups(module, 0.0), lr=1e-5, fused=True)
             rng = np.random.default_rng(0)
 
-            def step():
+            def step(bf16: bool):
                 module.train()
                 optimizer.zero_grad(set_to_none=True)
                 batch = prepare_batch(wave, config.frontend, fusion=False, train=True, generator=rng)
-                a, t, scale, _ = module(batch.features, batch.is_longer, tokens["input_ids"], tokens["attention_mask"])
+                autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+                with autocast:
+                    outputs = module(batch.features, batch.is_longer, tokens["input_ids"], tokens["attention_mask"])
+                a, t, scale = (o.float() for o in outputs[:3])
                 loss_fn(a, t, scale).backward()
                 optimizer.step()
                 clamp_logit_scale_(module)
@@ -194,7 +201,7 @@ class Clapkit:
 
             self.train = step
         with torch.enable_grad():
-            self.train()
+            self.train(bf16)
 
 
 def task_inputs(task: str):
@@ -210,6 +217,8 @@ def run(side, task: str, inputs) -> dict:
     cpu, wall = time.process_time(), time.perf_counter()
     if task == "train_b8":
         side.train_step()
+    elif task == "train_bf16_b8":
+        side.train_step(bf16=True)
     else:
         with torch.inference_mode():
             side.embed(task, inputs)

@@ -66,6 +66,34 @@ def test_autograd_takes_the_plain_path(onednn) -> None:
         torch.testing.assert_close(a, b, atol=0, rtol=0)
 
 
+def test_packed_weight_is_reused_until_the_weight_changes(onednn) -> None:
+    layer = random_linear(64, 128)
+    x = torch.randn(10, 64, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        first = fused.packed_weight(layer)
+        assert fused.packed_weight(layer) is first
+        before = fused.linear(layer, x)
+    with torch.no_grad():
+        layer.weight.mul_(-1.0)  # in place: the packed copy must follow
+    with torch.inference_mode():
+        assert fused.packed_weight(layer) is not first
+        torch.testing.assert_close(fused.linear(layer, x), F.linear(x, layer.weight, layer.bias), atol=1e-5, rtol=1e-5)
+    layer.weight = torch.nn.Parameter(torch.zeros(128, 64))  # replaced
+    with torch.inference_mode():
+        torch.testing.assert_close(fused.linear(layer, x), layer.bias.expand(10, 128), atol=0, rtol=0)
+    assert not torch.equal(before, layer.bias.expand(10, 128))
+
+
+def test_unpacked_weights_equal_packed(onednn, monkeypatch) -> None:
+    layer = random_linear(96, 64)
+    x = torch.randn(3, 50, 96, generator=torch.Generator().manual_seed(7))
+    with torch.inference_mode():
+        packed = fused.linear(layer, x, gelu=True)
+        monkeypatch.setattr(fused, "PACK", False)
+        assert fused.packed_weight(layer) is layer.weight
+        torch.testing.assert_close(fused.linear(layer, x, gelu=True), packed, atol=1e-5, rtol=1e-5)
+
+
 def test_fallbacks_take_the_plain_path(monkeypatch) -> None:
     layer = random_linear(32, 32)
     x = torch.randn(5, 32)

@@ -2,9 +2,11 @@
 
 On CPUs where PyTorch dispatches AVX-512 kernels, oneDNN's fp32 matrix product (``torch.ops.mkldnn._linear_pointwise``)
 runs the linears of HTSAT ~10-25 % faster than ``F.linear`` (MKL's ``addmm``), and it applies GELU or adds the
-residual while the output tile is still in cache instead of in a second pass over memory (docs/performance.md,
-"Run on 2026-12-01"). On the AVX2 machine of the earlier runs oneDNN was equal or slower, so the automatic choice
-(``ONEDNN = None``) uses it only where the CPU capability is AVX-512; ``ONEDNN = True/False`` forces it either way.
+residual while the output tile is still in cache instead of in a second pass over memory; each weight is packed into
+oneDNN's blocked layout once (``packed_weight``; 5-15 % more at the small row counts of batch 1). Measured in
+docs/performance.md ("Run on 2026-12-01"). On the AVX2 machine of the earlier runs oneDNN was equal or slower, so the
+automatic choice (``ONEDNN = None``) uses it only where the CPU capability is AVX-512; ``ONEDNN = True/False`` forces
+it either way.
 
 Used for plain ``nn.Linear`` modules only (a quantised or otherwise replaced linear, e.g. by ``clapkit.fast``, takes
 the ordinary path), with fp32 CPU tensors and no autocast (under autocast the ordinary path runs in the autocast
@@ -17,6 +19,7 @@ relative).
 from __future__ import annotations
 
 import functools
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +27,9 @@ from torch import Tensor, nn
 
 ONEDNN: bool | None = None  # None: automatic (AVX-512 CPUs), True/False: always / never
 EPILOGUES = True  # False: oneDNN linear, then GELU / the add as separate passes (benchmarks/htsat_speed.py ablation)
+PACK = True  # reuse a oneDNN-packed copy of each weight (False: the plain weight, re-laid out by every call)
+PACK_ROWS = 1024  # the row count oneDNN picks the packed layout for (any row count works; the speed barely differs)
+_packed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # nn.Linear -> ((storage, version), packed weight)
 
 
 @functools.lru_cache(maxsize=1)
@@ -49,6 +55,20 @@ def uses_onednn(layer: nn.Module, x: Tensor) -> bool:
             and layer.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu") and onednn_enabled())
 
 
+def packed_weight(layer: nn.Linear) -> Tensor:
+    """``layer.weight`` in oneDNN's blocked layout, packed once and reused until the weight changes (in place or
+    replaced); the plain weight when ``PACK`` is off. The packed copy costs as much memory as the weight."""
+    weight = layer.weight
+    if not PACK:
+        return weight
+    key = (weight.data_ptr(), weight._version, tuple(weight.shape))
+    entry = _packed.get(layer)
+    if entry is None or entry[0] != key:
+        entry = (key, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), PACK_ROWS))
+        _packed[layer] = entry
+    return entry[1]
+
+
 def linear(layer: nn.Module, x: Tensor, gelu: bool = False, residual: Tensor | None = None) -> Tensor:
     """``layer(x)``, then the exact (erf) GELU if ``gelu``, or plus ``residual`` (same shape as the output).
 
@@ -57,12 +77,13 @@ def linear(layer: nn.Module, x: Tensor, gelu: bool = False, residual: Tensor | N
     if gelu and residual is not None:
         raise ValueError("linear fuses either GELU or a residual add, not both")
     onednn = uses_onednn(layer, x)
+    weight = packed_weight(layer) if onednn else None
     if onednn and EPILOGUES:
         if residual is not None:
-            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, layer.weight, layer.bias, "add")
-        return torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "gelu" if gelu else "none", [],
+            return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, layer.bias, "add")
+        return torch.ops.mkldnn._linear_pointwise(x, weight, layer.bias, "gelu" if gelu else "none", [],
                                                   "none" if gelu else "")
-    out = torch.ops.mkldnn._linear_pointwise(x, layer.weight, layer.bias, "none", [], "") if onednn else layer(x)
+    out = torch.ops.mkldnn._linear_pointwise(x, weight, layer.bias, "none", [], "") if onednn else layer(x)
     if gelu:
         return F.gelu(out) if torch.is_grad_enabled() else torch.ops.aten.gelu_(out)
     return out if residual is None else out.add_(residual)

@@ -67,7 +67,7 @@ def text_profile(model, captions: list[str]) -> dict:
     tokens = model.tokenize(captions)
     ids, mask = tokens["input_ids"], tokens["attention_mask"]
     with torch.inference_mode():
-        rows["embeddings"] = _best(lambda: hf.embeddings(input_ids=ids))
+        rows["embeddings"] = _best(lambda: hf.embeddings(input_ids=ids, token_type_ids=None))
         rows[f"{len(hf.encoder.layer)} transformer layers + pooler + projection (by difference)"] = 0.0
         total = _best(lambda: model.module.encode_text(ids, mask))
         rows[f"{len(hf.encoder.layer)} transformer layers + pooler + projection (by difference)"] = round(

@@ -122,6 +122,7 @@ def profile_clapkit(side, inputs: dict) -> dict:
     if side.hf is not None:
         out["text_b32"] = text_profile(side.hf, inputs["text_b32"])
         out["train_b8"] = train_profile(side)
+        out["train_b8_top_ops"] = top_ops(side.train_step, count=12)  # fp32, the step the ratio is taken on
         with torch.inference_mode():
             out["text_b32_top_ops"] = top_ops(lambda: side.hf.embed_text(inputs["text_b32"], batch_size=32))
     return out

@@ -120,6 +120,19 @@ def test_fallbacks_take_the_plain_path(monkeypatch) -> None:
         fused.linear(layer, x, gelu=True, residual=x)
 
 
+def test_graph_capture_sees_plain_linears(onednn) -> None:
+    """torch.jit.trace (what the OpenVINO and ONNX Runtime backends of clapkit.fast record) gets portable ops."""
+    block = random_block(4)
+    x = torch.randn(1, 256, 64, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        traced = torch.jit.trace(block, x, check_trace=False)
+        eager = block(x)
+    graph = str(traced.inlined_graph)
+    assert "mkldnn" not in graph and "aten::linear" in graph
+    with torch.no_grad():
+        torch.testing.assert_close(traced(x), eager, atol=1e-5, rtol=1e-5)
+
+
 def test_automatic_choice_follows_cpu_capability(monkeypatch) -> None:
     monkeypatch.setattr(fused, "ONEDNN", None)
     fused._onednn_pays.cache_clear()

@@ -47,12 +47,18 @@ def onednn_enabled() -> bool:
     return _onednn_pays()
 
 
+def _capturing() -> bool:
+    """A trace, ONNX export or torch.compile/export is recording the graph: it must see the portable ops."""
+    return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+
+
 def uses_onednn(layer: nn.Module, x: Tensor) -> bool:
     """True when ``linear(layer, x, ...)`` goes through oneDNN: enabled, no autograd, a plain ``nn.Linear``, fp32 CPU
-    tensors and no CPU autocast."""
+    tensors, no CPU autocast, and no graph capture (``torch.jit.trace``, ONNX export, ``torch.compile``: OpenVINO,
+    ONNX Runtime and inductor get ``F.linear``)."""
     return (type(layer) is nn.Linear and not torch.is_grad_enabled() and x.device.type == "cpu"
-            and x.dtype == torch.float32
-            and layer.weight.dtype == torch.float32 and not torch.is_autocast_enabled("cpu") and onednn_enabled())
+            and x.dtype == torch.float32 and layer.weight.dtype == torch.float32
+            and not torch.is_autocast_enabled("cpu") and onednn_enabled() and not _capturing())
 
 
 def packed_weight(layer: nn.Linear) -> Tensor:

@@ -190,6 +190,22 @@ def test_attention_bias_cache_follows_the_table() -> None:
     assert block.attention_bias(4).requires_grad  # with autograd: built fresh, differentiable
 
 
+def test_model_built_under_inference_mode(monkeypatch) -> None:
+    """Parameters created under torch.inference_mode keep no version counter: nothing is cached, results are right."""
+    monkeypatch.setattr(fused, "ONEDNN", True)
+    x = torch.randn(2, 256, 64, generator=torch.Generator().manual_seed(9))
+    reference = random_block(4)
+    with torch.inference_mode():
+        block = random_block(4)
+        assert block.attn.qkv.weight.is_inference()
+        assert fused.packed_weight(block.attn.qkv) is block.attn.qkv.weight
+        assert block.attention_bias(4) is not block.attention_bias(4)
+        out = block(x)
+    monkeypatch.setattr(fused, "ONEDNN", False)
+    with torch.no_grad():
+        torch.testing.assert_close(out, reference(x), atol=1e-5, rtol=1e-5)
+
+
 def test_attention_bias_cache_can_be_switched_off(monkeypatch) -> None:
     block = random_block(4)
     monkeypatch.setattr(swin, "CACHE_BIAS", False)

@@ -61,13 +61,23 @@ def uses_onednn(layer: nn.Module, x: Tensor) -> bool:
             and not torch.is_autocast_enabled("cpu") and onednn_enabled() and not _capturing())
 
 
+def tensor_key(tensor: Tensor) -> tuple | None:
+    """What a cache derived from ``tensor`` must be keyed on to notice in-place changes and replacement: storage,
+    version counter, shape; ``None`` for inference tensors, which keep no version counter (do not cache those)."""
+    if tensor.is_inference():
+        return None
+    return tensor.data_ptr(), tensor._version, tuple(tensor.shape), tensor.device
+
+
 def packed_weight(layer: nn.Linear) -> Tensor:
     """``layer.weight`` in oneDNN's blocked layout, packed once and reused until the weight changes (in place or
-    replaced); the plain weight when ``PACK`` is off. The packed copy costs as much memory as the weight."""
+    replaced); the plain weight when ``PACK`` is off or the weight is an inference tensor (created under
+    ``torch.inference_mode``: no version counter to notice changes by). The packed copy costs as much memory as the
+    weight."""
     weight = layer.weight
-    if not PACK:
+    key = tensor_key(weight)
+    if not PACK or key is None:
         return weight
-    key = (weight.data_ptr(), weight._version, tuple(weight.shape))
     entry = _packed.get(layer)
     if entry is None or entry[0] != key:
         entry = (key, torch.ops.mkldnn._reorder_linear_weight(weight.detach(), PACK_ROWS))

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from clapkit.models.fused import linear
+from clapkit.models.fused import linear, tensor_key
 
 CHUNK_TOKENS: int | None = None  # None: automatic, see chunk_tokens()
 CACHE_BIAS = True  # reuse the attention bias without autograd (False: rebuild per call, for the speed ablation)
@@ -160,11 +160,11 @@ class SwinBlock(nn.Module):
 
         Without autograd the result is kept and reused until the bias table or the mask changes (in place or
         replaced): building it is a gather, an add and a tiling copy of up to (64, heads, N, N) per call."""
-        if torch.is_grad_enabled() or not CACHE_BIAS:
-            return self._attention_bias(windows_per_chunk)
         table, mask = self.attn.relative_position_bias_table, self.attn_mask
-        key = (windows_per_chunk, table.data_ptr(), table._version, table.device,
-               None if mask is None else (mask.data_ptr(), mask._version))
+        keys = (tensor_key(table), None if mask is None else tensor_key(mask))
+        if torch.is_grad_enabled() or not CACHE_BIAS or keys[0] is None or (mask is not None and keys[1] is None):
+            return self._attention_bias(windows_per_chunk)  # inference tensors (no version counter): not cached
+        key = (windows_per_chunk, *keys)
         if self._bias_cache is None or self._bias_cache[0] != key:
             self._bias_cache = (key, self._attention_bias(windows_per_chunk))
         return self._bias_cache[1]

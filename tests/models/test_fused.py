@@ -212,3 +212,25 @@ def test_attention_bias_cache_can_be_switched_off(monkeypatch) -> None:
     with torch.no_grad():
         first = block.attention_bias(4)
         assert block.attention_bias(4) is not first
+
+
+@pytest.mark.parametrize("act", ["gelu", "relu"])
+def test_bert_encoder_fused_equals_plain(monkeypatch, act: str) -> None:
+    from clapkit.models.bert import BertEncoder
+
+    config = {"model_type": "roberta", "vocab_size": 120, "hidden_size": 64, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "intermediate_size": 128, "hidden_act": act, "max_position_embeddings": 40,
+              "type_vocab_size": 1, "pad_token_id": 1, "layer_norm_eps": 1e-5, "initializer_range": 0.2,
+              "hidden_dropout_prob": 0.1, "attention_probs_dropout_prob": 0.1}
+    torch.manual_seed(0)
+    model = BertEncoder(config).eval()
+    ids = torch.randint(5, 120, (3, 17), generator=torch.Generator().manual_seed(10))
+    mask = torch.ones_like(ids)
+    mask[1, 9:] = 0
+    outputs = []
+    for mode in (True, False):
+        monkeypatch.setattr(fused, "ONEDNN", mode)
+        with torch.inference_mode():
+            assert fused.uses_onednn(model.encoder.layer[0].intermediate.dense, torch.zeros(1, 64)) is mode
+            outputs.append(model(ids, mask).last_hidden_state)
+    torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)

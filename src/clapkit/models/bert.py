@@ -20,6 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from clapkit.models.fused import linear
+
 _ACTIVATIONS = {
     "gelu": F.gelu,
     "relu": F.relu,
@@ -123,7 +125,9 @@ class _Output(nn.Module):
         self.dropout = nn.Dropout(s.dropout)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor) -> torch.Tensor:
-        return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+        if self.training and self.dropout.p > 0:
+            return self.LayerNorm(self.dropout(self.dense(x)) + residual)
+        return self.LayerNorm(linear(self.dense, x, residual=residual))  # the add fused where fused.linear can
 
 
 class _Attention(nn.Module):
@@ -141,7 +145,7 @@ class _Attention(nn.Module):
             return t.view(batch, length, heads, width // heads).transpose(1, 2)
 
         context = F.scaled_dot_product_attention(
-            split(qkv.query(x)), split(qkv.key(x)), split(qkv.value(x)), attn_mask=mask,
+            split(linear(qkv.query, x)), split(linear(qkv.key, x)), split(linear(qkv.value, x)), attn_mask=mask,
             dropout_p=qkv.dropout if self.training else 0.0)
         return self.output(context.transpose(1, 2).reshape(batch, length, width), x)
 
@@ -153,7 +157,9 @@ class _Intermediate(nn.Module):
         self.activation = s.activation
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.activation(self.dense(x))
+        if self.activation is F.gelu:
+            return linear(self.dense, x, gelu=True)
+        return self.activation(linear(self.dense, x))
 
 
 class _Layer(nn.Module):

@@ -138,17 +138,14 @@ def background_rows(train: list[dict[str, Any]], seed: int) -> list[dict[str, An
 
 
 def training_data(model, train: list[dict[str, Any]], feats_dir: Path, views: int, seed: int, quiet: bool,
-                  extra_texts: list[str] = (), backgrounds: bool = True,
-                  noise_rows: list[dict[str, Any]] | None = None) -> tuple[TrainData, list[str], dict[str, str]]:
+                  noise: tuple[list[np.ndarray], str], extra_texts: list[str] = ()
+                  ) -> tuple[TrainData, list[str], dict[str, str]]:
     """Cached features (``views`` per clip, mixtures) and MiniLM embeddings of ``train``'s captions and
-    ``extra_texts``: the heads' training data, the text table's texts, and the skipped clips. ``backgrounds``: real
-    ambience clips (``noise_rows``, by default ``background_rows(train)``) as the noise of half the noisy views, else
-    coloured noise only."""
+    ``extra_texts``: the heads' training data, the text table's texts, and the skipped clips. ``noise``: loaded
+    background clips (``features.load_backgrounds``; empty: coloured noise only) for half the noisy views."""
     from clapkit.recipes import augment, features
 
     cache = feats_dir / "cache"
-    noise_rows = background_rows(train, seed) if noise_rows is None else noise_rows
-    noise = features.load_backgrounds(noise_rows, model.config.frontend.sample_rate) if backgrounds else ([], "")
     train_feats, skipped = features.clip_features(model, train, cache, views, seed, quiet, "training",
                                                   clean=CLEAN_TRAIN_VIEW, backgrounds=noise)
     pairs = mixture_pairs([r["class"] for r in train], int(MIXTURES_PER_CLIP * len(train)), seed)
@@ -195,10 +192,13 @@ def prepare(corpus: str | Path, work: Path, model, views: int, seed: int, quiet:
     all_classes = default_eval.all_class_labels(rows)
     eval_texts = [corpus_v2.ZERO_SHOT_TEMPLATE.format(c) for c in all_classes]
     eval_texts += [r["caption"].strip() for r in split["heldout_classes"] + split["heldout_clips"]]
-    data, texts, more = training_data(model, train, feats_dir, views, seed, quiet, eval_texts, backgrounds)
+    noise = (features.load_backgrounds(background_rows(train, seed), model.config.frontend.sample_rate)
+             if backgrounds else ([], ""))
+    data, texts, more = training_data(model, train, feats_dir, views, seed, quiet, noise, eval_texts)
     skipped.update(more)
     lookup = {t: i for i, t in enumerate(texts)}
     return {"rows": rows, "split": _drop_skipped(split, skipped), "train_rows": train, "summary": summary, "data": data,
+            "noise": noise,
             "all_classes": all_classes, "lookup": lookup, "skipped": skipped,
             "unseen": _finite(unseen[:, 0]), "seen": _finite(seen[:, 0])}
 
@@ -318,8 +318,7 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
         everything = final_rows(prepared["rows"], prepared["skipped"], options.seed)
         # the split's background clips again: the training clips' cached views stay valid
         data, _, more = training_data(model, everything, work / "features", views, options.seed, quiet,
-                                      backgrounds=backgrounds,
-                                      noise_rows=background_rows(prepared["train_rows"], options.seed))
+                                      prepared["noise"])
         t0 = time.time()
         final, final_losses = train_heads(data, options)
         _export(final, out, aisfx)

@@ -2,7 +2,7 @@
 three <= 10 s segments, 16-bit FLAC, with the SHA-1 of the quantised PCM for de-duplication.
 
 Runs in worker processes: :func:`decode_task` takes and returns plain data. Archive members are read with
-``zipfile`` into a temporary file (archives stay closed otherwise); WavPack goes through Debian's ``wvunpack``.
+``harvest.archives`` into a temporary file; WavPack goes through Debian's ``wvunpack``.
 """
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ import os
 import shutil
 import subprocess
 import tempfile
-import zipfile
 from pathlib import Path
 
 import numpy as np
 import soundfile
 
 from clapkit.audio.io import load_audio
+from clapkit.harvest.archives import ArchiveError, read_member
 from clapkit.errors import AudioError
 
 SAMPLE_RATE = 48000
@@ -32,22 +32,15 @@ SILENT_DBFS = -60.0  # a clip whose loudest 10 ms frame is below this is silent
 TRIM_BELOW_PEAK_DB = 50.0  # trimmed edges: frames more than this below the loudest frame (and under -60 dBFS)
 _FRAME = 480  # 10 ms at 48 kHz
 _PAD = 2400  # 50 ms kept around the sound
-_zips: dict[str, zipfile.ZipFile] = {}
-
-
-def _archive(path: str) -> zipfile.ZipFile:
-    if path not in _zips:
-        _zips[path] = zipfile.ZipFile(path)
-    return _zips[path]
-
-
 def _load(file: str, member: str, source: str) -> np.ndarray:
     suffix = Path(member or file).suffix.lower()
     with tempfile.TemporaryDirectory(prefix="clapkit-harvest-") as tmp:
         if member:
             path = Path(tmp) / f"member{suffix}"
-            with _archive(file).open(member) as src, open(path, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+            try:
+                path.write_bytes(read_member(file, member))
+            except ArchiveError as exc:
+                raise AudioError(source, str(exc)) from None
         else:
             path = Path(file)
         if suffix == ".wv":
@@ -117,7 +110,7 @@ def decode_task(task: dict) -> dict:
               "max_segments": task["max_segments"], "min_seconds": task["min_seconds"]}
     try:
         x = _load(task["file"], task["member"], task["source_path"])
-    except (AudioError, OSError, zipfile.BadZipFile, RuntimeError, ValueError, subprocess.SubprocessError) as exc:
+    except (AudioError, OSError, RuntimeError, ValueError, subprocess.SubprocessError) as exc:
         result["skip"] = f"undecodable: {str(exc).split(': ', 1)[-1][:200]}"
         return result
     full_seconds = len(x) / SAMPLE_RATE

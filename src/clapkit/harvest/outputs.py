@@ -77,7 +77,7 @@ def write_outputs(out: Path, packages: list[Package], plan, skips: list[Skip], s
             skips.append(Skip(c.package, c.source_path, record["skip"]))
             continue
         package = by_name[c.package]
-        licence = package.copyright.licence_of(c.source_path.split("!")[0]) if package.copyright else ""
+        licence = package.copyright.licence_of(c.source_path.replace("!", "/")) if package.copyright else ""
         for clip in record["clips"]:
             segment = f"#segment{clip['segment']}" if clip["segment"] >= 0 else ""
             if clip["sha1"] in first_of:

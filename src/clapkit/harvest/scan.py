@@ -1,17 +1,17 @@
-"""Find the audio of one extracted package: loose files and members of zip-format archives
-(``.zip``/``.pk3``/``.pk4``/``.wz``/``.pak`` when it is a zip), read with ``zipfile`` member by member."""
+"""Find the audio of one extracted package: loose files and members of archives (zip-format game data, Qt ``.rcc``
+bundles, Clonk groups: ``harvest.archives``), listed member by member."""
 
 from __future__ import annotations
 
 import os
-import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from clapkit.harvest.archives import ARCHIVE_SUFFIXES, ArchiveError, kind, members
+
 # what the harvester decodes: libsndfile's formats plus WavPack (decoded with Debian's wvunpack)
 AUDIO_SUFFIXES = (".wav", ".ogg", ".oga", ".flac", ".opus", ".mp3", ".wv", ".aif", ".aiff")
-ARCHIVE_SUFFIXES = (".zip", ".pk3", ".pk4", ".wz", ".pak")
 _IGNORED_DIRS = ("usr/share/doc/", "usr/share/man/", "usr/share/lintian/")
 
 
@@ -58,16 +58,15 @@ def _walk(root: Path) -> Iterator[Path]:
 
 
 def _members(package: str, rel: str, path: Path) -> Iterator[Candidate | Skip]:
-    if not zipfile.is_zipfile(path):
+    if kind(path) is None:
         if path.suffix.lower() != ".pak":  # .pak is often a game's own format, not an archive of audio
             yield Skip(package, rel, "archive is not in zip format (not read)")
         return
     try:
-        with zipfile.ZipFile(path) as archive:
-            infos = sorted((i for i in archive.infolist() if not i.is_dir()), key=lambda i: i.filename)
-    except (zipfile.BadZipFile, OSError) as exc:
-        yield Skip(package, rel, f"unreadable zip archive ({exc})")
+        found = members(path)
+    except ArchiveError as exc:
+        yield Skip(package, rel, f"unreadable archive ({exc})")
         return
-    for info in infos:
-        if Path(info.filename).suffix.lower() in AUDIO_SUFFIXES:
-            yield Candidate(package, f"{rel}!{info.filename}", str(path), info.filename, info.file_size)
+    for name, size in found.items():
+        if Path(name).suffix.lower() in AUDIO_SUFFIXES:
+            yield Candidate(package, f"{rel}!{name}", str(path), name, size)

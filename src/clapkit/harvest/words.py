@@ -16,7 +16,7 @@ GENERIC = frozenset(
     "short long small big large medium huge tiny mini lite light heavy hard soft left right up down in out start "
     "end stop begin final alt var variant version ver take mix edit edited copy raw tmp temp test demo sfxr "
     "ambient ambience amb environment env sndfx x y z ii iii low high fast slow near far distant close animal "
-    "animals fauna creature creatures instrument instruments noises".split()
+    "animals fauna creature creatures instrument instruments noises ocg ocd ocf ocs rcc src activities".split()
 )
 # words that look like sounds but name something else in game data (UI actions, game events)
 MISLEADING = frozenset(

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from clapkit.recipes import corpus as corpus_v2
-from clapkit.recipes import default_eval
+from clapkit.recipes import default_eval, everyday
 from clapkit.recipes.headtrain import HeadOptions, TrainData, caption_table, export_state, train_heads, variant
 
 log = logging.getLogger(__name__)
@@ -192,6 +192,7 @@ def prepare(corpus: str | Path, work: Path, model, views: int, seed: int, quiet:
     all_classes = default_eval.all_class_labels(rows)
     eval_texts = [corpus_v2.ZERO_SHOT_TEMPLATE.format(c) for c in all_classes]
     eval_texts += [r["caption"].strip() for r in split["heldout_classes"] + split["heldout_clips"]]
+    eval_texts += [t for t in everyday.prompts() if t not in eval_texts]
     noise = (features.load_backgrounds(background_rows(train, seed), model.config.frontend.sample_rate)
              if backgrounds else ([], ""))
     data, texts, more = training_data(model, train, feats_dir, views, seed, quiet, noise, eval_texts)

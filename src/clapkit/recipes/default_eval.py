@@ -6,7 +6,11 @@ and head variants on cached features are measured by the same code):
     clips of those classes;
 (b) ``zero_shot_all``: zero-shot among ALL classes of the corpus, on every held-out clip (unseen and seen classes);
 (c) ``retrieval``: text-to-audio over every held-out clip; each distinct caption is a query, every clip with that
-    caption is relevant; R@1, R@10.
+    caption is relevant; R@1, R@10;
+(d) ``zero_shot_everyday``: zero-shot among ESC-50's 50 class names on the held-out clips of those concepts
+    (``recipes.everyday``; a diagnostic of naming everyday sounds with that benchmark's kind of label), and
+    ``zero_shot_everyday_seen_clips`` on the held-out clips of trained classes only (what a shipped model, trained
+    on every class, meets on recordings of concepts it knows).
 Each overall and per top-level category (of the clip, or of the query's clips). Plain numpy in float64 with stable
 sorting: deterministic and independent of batch sizes. ``centre="labels"`` measures a transductive hubness
 correction (subtract the mean of the class-prompt embeddings); a model's own correction lives in its text head.
@@ -22,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from clapkit.recipes import everyday
 from clapkit.recipes.corpus import ZERO_SHOT_TEMPLATE, readable_label
 
 TextFn = Callable[[Sequence[str]], np.ndarray]
@@ -91,7 +96,9 @@ def evaluate(audio_unseen: np.ndarray, audio_seen: np.ndarray, split: dict[str, 
                "zero_shot_all": zero_shot(both, unseen_rows + seen_rows, list(all_classes), embed_text, centre),
                "zero_shot_all_seen_clips": zero_shot(audio_seen, seen_rows, list(all_classes), embed_text, centre),
                "retrieval": retrieval(both, unseen_rows + seen_rows, embed_text),
-               "retrieval_unseen": retrieval(audio_unseen, unseen_rows, embed_text)}
+               "retrieval_unseen": retrieval(audio_unseen, unseen_rows, embed_text),
+               "zero_shot_everyday": everyday.zero_shot(both, unseen_rows + seen_rows, embed_text),
+               "zero_shot_everyday_seen_clips": everyday.zero_shot(audio_seen, seen_rows, embed_text)}
     for key in ("zero_shot_all", "zero_shot_all_seen_clips"):
         numbers[key].pop("per_class")
     return numbers
@@ -126,4 +133,5 @@ def summary_lines(numbers: dict[str, Any]) -> list[str]:
         f"zero-shot among all {a['classes']} classes on {a['clips']} held-out clips: top-1 {a['top1']:.3f}",
         f"text-to-audio over {r['clips']} held-out clips ({r['queries']} queries): R@1 {r['r1']:.3f} "
         f"R@10 {r['r10']:.3f}; unseen classes only: R@1 {ru['r1']:.3f} R@10 {ru['r10']:.3f}",
-    ]
+    ] + ([f"zero-shot among ESC-50's 50 names on {e['clips']} held-out clips of {e['names']} of those concepts: "
+          f"top-1 {e['top1']:.3f}"] if (e := numbers.get("zero_shot_everyday", {})).get("clips") else [])

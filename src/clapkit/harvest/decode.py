@@ -18,8 +18,8 @@ import numpy as np
 import soundfile
 
 from clapkit.audio.io import load_audio
-from clapkit.harvest.archives import ArchiveError, read_member
 from clapkit.errors import AudioError
+from clapkit.harvest.archives import ArchiveError, read_member
 
 SAMPLE_RATE = 48000
 MIN_SECONDS = 0.2  # a clap, a knock, a footstep: complete sounds (corpus v2 had 0.3 s)

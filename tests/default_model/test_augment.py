@@ -72,3 +72,34 @@ def test_training_cap_spreads_over_packages():
     assert len(big) == 6 and sum(r["source_package"] == "b" for r in big) == 2  # package b gives all it has
     assert sum(r["class"] == "small" for r in capped) == 5  # under the cap: everything
     assert capped == [r for r in rows if r in capped] and capped == cap_per_class(rows, 6, 0)
+
+
+def test_room_reverberates_keeps_length_and_peak_and_off_changes_nothing():
+    rate = 44100
+    click = np.zeros(rate, np.float32)
+    click[1000] = 0.8
+    wet, rt60, ratio = augment.in_room(click, rate, np.random.default_rng(3))
+    assert len(wet) == len(click) and abs(float(np.max(np.abs(wet))) - 0.8) < 1e-6
+    assert augment.ROOM_RT60[0] <= rt60 <= augment.ROOM_RT60[1] and augment.ROOM_WET[0] <= ratio <= augment.ROOM_WET[1]
+    late = slice(1000 + int(0.05 * rate), 1000 + int(0.15 * rate))
+    assert float(np.sum(wet[late] ** 2)) > 1e-4 and not np.any(click[late])  # a tail after the click
+    x = np.random.default_rng(4).standard_normal(rate * 2).astype(np.float32)
+    plain, _ = augment.augment_view(x, rate, np.random.default_rng(9), rate)
+    off, done_off = augment.augment_view(x, rate, np.random.default_rng(9), rate, room=False)
+    assert np.array_equal(plain, off) and "rt60" not in done_off
+    rooms = [augment.augment_view(x, rate, np.random.default_rng(s), rate, room=True)[1] for s in range(40)]
+    share = np.mean(["rt60" in d for d in rooms])
+    assert 0.15 < share < 0.7  # P_ROOM = 0.4
+
+
+def test_balance_power_moves_from_equal_classes_to_clip_counts():
+    classes = ["a"] * 9 + ["b"]
+    packages = ["p"] * 6 + ["q"] * 3 + ["r"]
+    equal = augment.balanced_weights(classes, packages)
+    assert np.isclose(equal[:9].sum(), 0.5) and np.isclose(equal[9], 0.5)
+    assert np.isclose(equal[:6].sum(), equal[6:9].sum())  # packages equal within a class
+    assert np.allclose(augment.balanced_weights(classes, packages, 0.0), equal)
+    sqrt = augment.balanced_weights(classes, packages, 0.5)
+    assert np.isclose(sqrt[:9].sum(), 3 / 4)  # 9 ** 0.5 : 1 ** 0.5
+    full = augment.balanced_weights(classes, packages, 1.0)
+    assert np.isclose(full[:9].sum(), 0.9) and np.isclose(full[:6].sum(), full[6:9].sum())

@@ -29,21 +29,21 @@ def _peak_normalise(x: np.ndarray, peak: float = 0.9) -> np.ndarray:
 
 
 def room_impulse_response(rt60: float, rng: random.Random, early: int = 8, early_ms: float = 80.0,
-                          damping_hz: float = 6000.0) -> np.ndarray:
+                          damping_hz: float = 6000.0, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """A synthetic impulse response: the direct sound, ``early`` discrete reflections within ``early_ms`` and a
     tail of noise decaying by 60 dB in ``rt60`` seconds, low-passed at ``damping_hz`` (air and wall absorption)."""
     gen = _np_rng(rng)
-    n = int(rt60 * SAMPLE_RATE)
-    t = np.arange(n) / SAMPLE_RATE
+    n = int(rt60 * sample_rate)
+    t = np.arange(n) / sample_rate
     tail = gen.standard_normal(n) * np.exp(-6.91 * t / rt60)
-    sos = signal.butter(2, damping_hz, "low", fs=SAMPLE_RATE, output="sos")
+    sos = signal.butter(2, damping_hz, "low", fs=sample_rate, output="sos")
     tail = signal.sosfilt(sos, tail)
-    onset = int(0.005 * SAMPLE_RATE)
+    onset = int(0.005 * sample_rate)
     tail[:onset] *= np.linspace(0.0, 1.0, onset)  # the diffuse tail builds up after the direct sound
     h = tail / (np.sqrt(np.sum(tail**2)) or 1.0) * 0.5
     h[0] += 1.0
     for _ in range(early):
-        at = int(gen.uniform(0.003, early_ms / 1000) * SAMPLE_RATE)
+        at = int(gen.uniform(0.003, early_ms / 1000) * sample_rate)
         h[at] += gen.uniform(0.2, 0.6) * gen.choice([-1.0, 1.0])
     return h
 

@@ -1,11 +1,13 @@
 """Training-time audio augmentation and sampling of the default-model recipe (numpy waveforms at 44.1 kHz).
 
-Real recordings differ from game sound effects in bandwidth (phones and datasets at 8-16 kHz), level and background;
-``augment_view`` imitates that: a random crop, a bandwidth limit (resampled to 8-22 kHz and back), a foreground gain
-against background noise (the front end peak-normalises, so gain alone would change nothing) and noise mixed in at
-5-30 dB SNR: a background clip of the corpus or synthetic coloured (white/pink/brown) noise. ``mix_pair`` makes
+Real recordings differ from game sound effects in bandwidth (phones and datasets at 8-16 kHz), level, background
+and room; ``augment_view`` imitates that: a random crop, optionally a synthetic room (reverberation), a bandwidth
+limit (resampled to 8-22 kHz and back), a foreground gain against background noise (the front end peak-normalises,
+so gain alone would change nothing) and noise mixed in at 5-30 dB SNR: a background clip of the corpus or synthetic
+coloured (white/pink/brown) noise. ``mix_pair`` makes
 two-source mixtures, captioned by ``mixture_caption`` ("a dog barks while rain falls"). ``balanced_weights``:
-sampling probabilities under which every class is drawn equally often, and within a class every source package.
+sampling probabilities under which every class is drawn equally often (or in proportion to a power of its size),
+and within a class every source package.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ import numpy as np
 
 BANDWIDTH_RATES = (8000, 11025, 16000, 22050)  # the sample rates a view is squeezed through
 P_BANDWIDTH, P_NOISE = 0.5, 0.5
+P_ROOM = 0.4  # with ``room``: the share of views heard in a synthetic room
+ROOM_RT60 = (0.15, 0.9)  # seconds: a small bathroom to a living room or classroom
+ROOM_WET = (0.1, 0.8)  # reverberant energy relative to the dry sound
 SNR_DB = (5.0, 30.0)
 GAIN_DB = (-6.0, 6.0)
 MIX_GAIN_DB = (-6.0, 6.0)
@@ -62,6 +67,24 @@ def mix_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarr
     return (signal + noise * np.float32(s / (n * 10 ** (snr_db / 20)))).astype(np.float32)
 
 
+def in_room(x: np.ndarray, sample_rate: int, rng: np.random.Generator) -> tuple[np.ndarray, float, float]:
+    """``x`` heard in a synthetic room (``harvest.effects.room_impulse_response``: direct sound, early reflections,
+    a decaying diffuse tail), RT60 and wet/dry drawn from ``ROOM_RT60`` / ``ROOM_WET``; same length, same peak."""
+    import random
+
+    from scipy import signal
+
+    from clapkit.harvest.effects import room_impulse_response
+
+    rt60, wet = float(rng.uniform(*ROOM_RT60)), float(rng.uniform(*ROOM_WET))
+    h = room_impulse_response(rt60, random.Random(int(rng.integers(2**62))), sample_rate=sample_rate)
+    x = np.asarray(x, np.float32)
+    tail = signal.fftconvolve(x, h[1:])[: len(x)]  # everything after the direct sound
+    y = x + tail * np.float32(wet * _rms(x) / max(_rms(tail), 1e-12))
+    peak = float(np.max(np.abs(x))) or 1.0
+    return (y * np.float32(peak / (float(np.max(np.abs(y))) or 1.0))).astype(np.float32), rt60, wet
+
+
 def crop(x: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
     if len(x) <= samples:
         return np.asarray(x, np.float32)
@@ -70,10 +93,13 @@ def crop(x: np.ndarray, samples: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def augment_view(x: np.ndarray, sample_rate: int, rng: np.random.Generator, crop_samples: int,
-                 backgrounds: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, dict[str, Any]]:
-    """One augmented training view of a waveform and what was done to it."""
+                 backgrounds: Sequence[np.ndarray] = (), room: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """One augmented training view of a waveform and what was done to it (``room``: with p = ``P_ROOM`` first
+    heard in a synthetic room; off, the random draws are exactly those of a view without the option)."""
     view = crop(x, crop_samples, rng)
     done: dict[str, Any] = {}
+    if room and rng.random() < P_ROOM:
+        view, done["rt60"], done["wet"] = in_room(view, sample_rate, rng)
     if rng.random() < P_BANDWIDTH:
         done["rate"] = int(rng.choice(BANDWIDTH_RATES))
         view = bandwidth_limit(view, sample_rate, done["rate"])
@@ -113,11 +139,16 @@ def mixture_caption(first: str, second: str) -> str:
     return f"{a} while {b}."
 
 
-def balanced_weights(classes: Sequence[str], packages: Sequence[str]) -> np.ndarray:
-    """Per-clip sampling probabilities: classes equally likely, packages equally likely within a class, clips equally
-    likely within a (class, package) group."""
+def balanced_weights(classes: Sequence[str], packages: Sequence[str], power: float = 0.0) -> np.ndarray:
+    """Per-clip sampling probabilities: classes equally likely (``power`` 0; a class of n clips drawn in proportion
+    to ``n ** power`` otherwise: 0.5 is square-root sampling, 1 as often as its clips), packages equally likely
+    within a class, clips equally likely within a (class, package) group."""
     groups: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for c, p in zip(classes, packages):
         groups[c][p] += 1
-    weights = np.array([1.0 / (len(groups) * len(groups[c]) * groups[c][p]) for c, p in zip(classes, packages)])
+    if power == 0.0:
+        weights = np.array([1.0 / (len(groups) * len(groups[c]) * groups[c][p]) for c, p in zip(classes, packages)])
+    else:
+        share = {c: sum(g.values()) ** power for c, g in groups.items()}
+        weights = np.array([share[c] / (len(groups[c]) * groups[c][p]) for c, p in zip(classes, packages)])
     return weights / weights.sum()

@@ -138,16 +138,17 @@ def background_rows(train: list[dict[str, Any]], seed: int) -> list[dict[str, An
 
 
 def training_data(model, train: list[dict[str, Any]], feats_dir: Path, views: int, seed: int, quiet: bool,
-                  noise: tuple[list[np.ndarray], str], extra_texts: list[str] = ()
+                  noise: tuple[list[np.ndarray], str], extra_texts: list[str] = (), room: bool = False
                   ) -> tuple[TrainData, list[str], dict[str, str]]:
     """Cached features (``views`` per clip, mixtures) and MiniLM embeddings of ``train``'s captions and
     ``extra_texts``: the heads' training data, the text table's texts, and the skipped clips. ``noise``: loaded
-    background clips (``features.load_backgrounds``; empty: coloured noise only) for half the noisy views."""
+    background clips (``features.load_backgrounds``; empty: coloured noise only) for half the noisy views; ``room``:
+    some views reverberated (``augment.in_room``)."""
     from clapkit.recipes import augment, features
 
     cache = feats_dir / "cache"
     train_feats, skipped = features.clip_features(model, train, cache, views, seed, quiet, "training",
-                                                  clean=CLEAN_TRAIN_VIEW, backgrounds=noise)
+                                                  clean=CLEAN_TRAIN_VIEW, backgrounds=noise, room=room)
     pairs = mixture_pairs([r["class"] for r in train], int(MIXTURES_PER_CLIP * len(train)), seed)
     mix = features.mixture_features(model, train, pairs, cache, seed, quiet)
     clip_texts = [corpus_v2.clip_captions(r) for r in train]
@@ -168,7 +169,8 @@ def final_rows(rows: list[dict[str, Any]], skipped: dict[str, str], seed: int) -
 
 
 def prepare(corpus: str | Path, work: Path, model, views: int, seed: int, quiet: bool,
-            heldout_count: int = corpus_v2.HELDOUT_COUNT, backgrounds: bool = True) -> dict[str, Any]:
+            heldout_count: int = corpus_v2.HELDOUT_COUNT, backgrounds: bool = True,
+            room: bool = False) -> dict[str, Any]:
     """Split, cached features and texts; returns what training and evaluation need."""
     from clapkit.recipes import features
 
@@ -195,7 +197,7 @@ def prepare(corpus: str | Path, work: Path, model, views: int, seed: int, quiet:
     eval_texts += [t for t in everyday.prompts() if t not in eval_texts]
     noise = (features.load_backgrounds(background_rows(train, seed), model.config.frontend.sample_rate)
              if backgrounds else ([], ""))
-    data, texts, more = training_data(model, train, feats_dir, views, seed, quiet, noise, eval_texts)
+    data, texts, more = training_data(model, train, feats_dir, views, seed, quiet, noise, eval_texts, room)
     skipped.update(more)
     lookup = {t: i for i, t in enumerate(texts)}
     return {"rows": rows, "split": _drop_skipped(split, skipped), "train_rows": train, "summary": summary, "data": data,
@@ -260,7 +262,7 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
                aisfx: str | Path | None = None, install: bool = False, force: bool = False, compare: bool = False,
                baseline: str | Path | None = None, end_to_end: bool = False, quiet: bool = False,
                heldout_count: int = corpus_v2.HELDOUT_COUNT, compare_unfreeze: bool = False,
-               ship_all: bool = False, backgrounds: bool = True) -> dict[str, Any]:
+               ship_all: bool = False, backgrounds: bool = True, room: bool = False) -> dict[str, Any]:
     """The whole recipe; ``heldout_count`` other than 40 only for small test corpora (it changes the split rule).
     The numbers are measured on the cached held-out features; the exported model re-embeds ``CHECK_CLIPS`` held-out
     clips itself to confirm they are what it computes (``end_to_end``: it re-embeds and measures every clip).
@@ -274,7 +276,7 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
     work.mkdir(parents=True, exist_ok=True)
     started = time.time()
     model = base_model(aisfx)
-    prepared = prepare(corpus, work, model, views, options.seed, quiet, heldout_count, backgrounds)
+    prepared = prepare(corpus, work, model, views, options.seed, quiet, heldout_count, backgrounds, room)
     feature_minutes = (time.time() - started) / 60
     numbers: dict[str, Any] = {"split": prepared["summary"], "skipped_clips": len(prepared["skipped"])}
     if compare:
@@ -300,7 +302,7 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
     evaluated = work / ("default-model-split" if ship_all else "default-model")
     _export(heads, evaluated, aisfx)
     numbers.update({"v2_cached": cached, "training": {
-        "options": dataclasses.asdict(options), "views": views, "backgrounds": backgrounds,
+        "options": dataclasses.asdict(options), "views": views, "backgrounds": backgrounds, "room": room,
         "final_loss": float(np.mean(losses[-50:])),
         "feature_minutes": round(feature_minutes, 1), "head_minutes": round(head_minutes, 2),
         "train_clips": len(prepared["split"]["train"]), "mixtures": int(len(prepared["data"].mix_features)),
@@ -319,7 +321,7 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
         everything = final_rows(prepared["rows"], prepared["skipped"], options.seed)
         # the split's background clips again: the training clips' cached views stay valid
         data, _, more = training_data(model, everything, work / "features", views, options.seed, quiet,
-                                      prepared["noise"])
+                                      prepared["noise"], room=room)
         t0 = time.time()
         final, final_losses = train_heads(data, options)
         _export(final, out, aisfx)

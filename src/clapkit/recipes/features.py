@@ -66,8 +66,8 @@ def _seed(key: str) -> list[int]:
     return [int(key[i : i + 8], 16) for i in range(0, 16, 8)]
 
 
-def _views_of(path: str, keys: Sequence[str], sample_rate: int,
-              backgrounds: Sequence[np.ndarray] = ()) -> tuple[np.ndarray | None, list[np.ndarray], str]:
+def _views_of(path: str, keys: Sequence[str], sample_rate: int, backgrounds: Sequence[np.ndarray] = (),
+              room: bool = False) -> tuple[np.ndarray | None, list[np.ndarray], str]:
     """The waveform (for the clean view) and one augmented crop per key in ``keys`` (each seeded by its key; noise
     from ``backgrounds`` or coloured noise)."""
     try:
@@ -77,8 +77,8 @@ def _views_of(path: str, keys: Sequence[str], sample_rate: int,
     if len(x) == 0 or not np.any(x):
         return None, [], f"{path}: silent"
     crop_samples = int(CROP_SECONDS * sample_rate)
-    crops = [augment.augment_view(x, sample_rate, np.random.default_rng(_seed(k)), crop_samples, backgrounds)[0]
-             for k in keys]
+    crops = [augment.augment_view(x, sample_rate, np.random.default_rng(_seed(k)), crop_samples, backgrounds,
+                                  room)[0] for k in keys]
     return x, crops, ""
 
 
@@ -98,13 +98,14 @@ def load_backgrounds(rows: Sequence[dict[str, Any]], sample_rate: int) -> tuple[
 
 def clip_features(model, rows: Sequence[dict[str, Any]], cache: Path, views: int, seed: int = 0,
                   quiet: bool = False, what: str = "clips", clean: bool = True,
-                  backgrounds: tuple[list[np.ndarray], str] = ([], "")) -> tuple[np.ndarray, dict[str, str]]:
+                  backgrounds: tuple[list[np.ndarray], str] = ([], ""),
+                  room: bool = False) -> tuple[np.ndarray, dict[str, str]]:
     """(len(rows), views, 512) float32 (NaN: a clip that could not be read) and ``{audio path: reason}`` of the
     skipped clips. With ``clean``, view 0 is the clip as the shipped model sees it and views 1.. are augmented;
     without, all ``views`` are augmented crops. Every view is cached as ``cache/<key>.npy`` (key: the file's identity
     and the view: clean, or augmented number k with the seed), so a grown corpus only costs its new clips and hard
     links hit the cache. ``backgrounds`` (``load_backgrounds``) are mixed in as noise; their key is part of every
-    augmented view's key."""
+    augmented view's key, and so is ``room`` (``augment.augment_view``) when on."""
     from tqdm import tqdm
 
     cache = Path(cache)
@@ -115,7 +116,8 @@ def clip_features(model, rows: Sequence[dict[str, Any]], cache: Path, views: int
     files = [_file_key(r["audio"]) for r in rows]
     first = 1 if clean else 0
     keys = [([_key(f, "clean", clean_samples)] if clean else [])
-            + [_key(f, "aug", k, seed, CROP_SECONDS, *([noise_key] if noise_key else []))
+            + [_key(f, "aug", k, seed, CROP_SECONDS, *([noise_key] if noise_key else []),
+                    *(["room"] if room else []))
                for k in range(1, views + 1 - first)] for f in files]
     bad = {f: (cache / f"{_key(f)}.skip").read_text() for f in set(files) if (cache / f"{_key(f)}.skip").is_file()}
     todo = [i for i, ks in enumerate(keys) if files[i] not in bad and not all((cache / f"{k}.npy").is_file()
@@ -126,7 +128,7 @@ def clip_features(model, rows: Sequence[dict[str, Any]], cache: Path, views: int
             chunk = todo[start : start + CHUNK]
             need = {i: [k for k in keys[i] if not (cache / f"{k}.npy").is_file()] for i in chunk}
             jobs = [(rows[i]["audio"], [k for k in need[i] if not (clean and k == keys[i][0])]) for i in chunk]
-            loaded = list(pool.map(lambda job: _views_of(job[0], job[1], rate, noise), jobs))
+            loaded = list(pool.map(lambda job: _views_of(job[0], job[1], rate, noise, room), jobs))
             for i, (x, _, reason) in zip(chunk, loaded):
                 if x is None:
                     bad[files[i]] = reason

@@ -32,6 +32,7 @@ class HeadOptions:
     text_head: str = "identity"  # "identity" | "laion_mlp"
     centre: bool = False  # subtract the mean training-caption embedding on the text side
     balanced: bool = True
+    balance_power: float = 0.0  # with balanced: a class drawn in proportion to (its clips) ** balance_power
     p_mix: float = 0.2
     steps: int = 1000
     batch_size: int = 256
@@ -101,7 +102,8 @@ def train_heads(data: TrainData, options: HeadOptions) -> tuple[Heads, list[floa
     centre = data.text[sorted({i for c in valid for i in data.captions[c]})].mean(axis=0)
     heads = Heads(options, mean, std, centre, data.text.shape[1])
     if options.balanced:
-        weights = balanced_weights([data.classes[i] for i in valid], [data.packages[i] for i in valid])
+        weights = balanced_weights([data.classes[i] for i in valid], [data.packages[i] for i in valid],
+                                   options.balance_power)
     else:
         weights = np.full(len(valid), 1.0 / len(valid))
     mix_ok = np.nonzero(np.isfinite(data.mix_features[:, 0]))[0] if len(data.mix_features) else np.zeros(0, int)

@@ -18,8 +18,9 @@ def run_default_model(args) -> int:
                          install=args.install, force=args.force, compare=args.compare, baseline=args.baseline,
                          quiet=args.quiet, compare_unfreeze=args.compare_unfreeze,
                          end_to_end=args.end_to_end, ship_all=args.ship_all,
-                         backgrounds=not args.no_backgrounds, room=args.room)
-    keys = [k for k in ("v1", "v2", "variants", "unfreeze", "training", "shipped") if k in numbers]
+                         backgrounds=not args.no_backgrounds, room=args.room, cross_source=args.cross_source)
+    keys = [k for k in ("v1", "v2", "variants", "unfreeze", "cross_source_everyday", "training", "shipped")
+            if k in numbers]
     print(json.dumps({k: numbers[k] for k in keys}, indent=2, default=float))
     return 0
 
@@ -52,6 +53,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                          help="noisy views get coloured noise only (default: half of them real ambience clips)")
     default.add_argument("--room", action="store_true",
                          help="hear some augmented views in a synthetic room (reverberation; measured option)")
+    default.add_argument("--cross-source", action="store_true",
+                         help="also measure naming everyday sounds across packages (5 package folds; ~5-10 min)")
     default.add_argument("--install", action="store_true", help="copy the result into the installed package")
     default.add_argument("--force", action="store_true", help="redo every step (default: reuse cached features)")
     default.add_argument("--seed", type=int, default=0)

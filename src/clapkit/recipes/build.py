@@ -262,12 +262,14 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
                aisfx: str | Path | None = None, install: bool = False, force: bool = False, compare: bool = False,
                baseline: str | Path | None = None, end_to_end: bool = False, quiet: bool = False,
                heldout_count: int = corpus_v2.HELDOUT_COUNT, compare_unfreeze: bool = False,
-               ship_all: bool = False, backgrounds: bool = True, room: bool = False) -> dict[str, Any]:
+               ship_all: bool = False, backgrounds: bool = True, room: bool = False,
+               cross_source: bool = False) -> dict[str, Any]:
     """The whole recipe; ``heldout_count`` other than 40 only for small test corpora (it changes the split rule).
     The numbers are measured on the cached held-out features; the exported model re-embeds ``CHECK_CLIPS`` held-out
     clips itself to confirm they are what it computes (``end_to_end``: it re-embeds and measures every clip).
     ``ship_all``: the model exported to ``work/default-model`` (and installed) is then retrained with the same
-    options on every readable clip (``final_rows``); the measured split model is kept in ``default-model-split``."""
+    options on every readable clip (``final_rows``); the measured split model is kept in ``default-model-split``.
+    ``cross_source``: also measure naming everyday sounds across packages (``recipes.crosssource``)."""
     import torch
 
     work = Path(work)
@@ -316,6 +318,12 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
         direct * heads.audio_numpy(prepared["unseen"][: len(rows)]), axis=1)))}
     numbers["v2"] = (default_eval.evaluate_model(exported, prepared["split"], prepared["all_classes"])
                      if end_to_end else cached)
+    if cross_source:
+        from clapkit.recipes import crosssource
+
+        folds = min(crosssource.FOLDS, len({r["source_package"] for r in prepared["rows"]}))
+        numbers["cross_source_everyday"] = crosssource.measure(prepared, model, work, options, views, quiet, room,
+                                                               folds)
     out = work / "default-model"
     if ship_all:
         everything = final_rows(prepared["rows"], prepared["skipped"], options.seed)

@@ -88,9 +88,10 @@ def quantize_linears(module: nn.Module, min_features: int = 192) -> nn.Module:
 
 class Bf16(nn.Module):
     """Runs ``inner`` under CPU autocast to bfloat16 and returns float32. The weights of ``inner``'s ``nn.Linear``
-    layers are stored in bf16 (no cast per call; such a linear also takes the ordinary ``F.linear`` path, which
-    autocast covers, not an fp32-only fused kernel); convolutions and norms keep fp32 parameters (batch norms folded
-    into convolutions in bf16 lose too much: cosine 0.990 on the default model)."""
+    layers are stored in bf16 (no cast per call; where the CPU has native bf16, ``clapkit.models.fused.linear`` runs
+    them through oneDNN with packed bf16 weights and the GELU / residual add fused, and HTSAT's window attention runs
+    as two bf16 batched products, ``clapkit.models.swin.bmm_attention``); convolutions and norms keep fp32
+    parameters (batch norms folded into convolutions in bf16 lose too much: cosine 0.990 on the default model)."""
 
     def __init__(self, inner: nn.Module):
         super().__init__()

@@ -10,7 +10,11 @@ it either way.
 
 Used for plain ``nn.Linear`` modules only (a quantised or otherwise replaced linear, e.g. by ``clapkit.fast``, takes
 the ordinary path), with fp32 CPU tensors and no autocast (under autocast the ordinary path runs in the autocast
-dtype), and only when no gradient is recorded: the oneDNN op has no autograd formula, and a custom autograd
+dtype), or with **bf16 weights** (``clapkit.fast``'s ``bf16`` backend stores its linears so) and bf16 inputs, or fp32
+inputs under bf16 autocast, which are cast as autocast would: then the product, GELU and residual add run in one
+oneDNN bf16 call (fp32 accumulation, the epilogue on the fp32 tile, bf16 output, as the autocast path's ``addmm``
+returns) on a packed bf16 weight, where the CPU computes bf16 natively (``BF16 = None``: automatic; True/False forces
+it); and only when no gradient is recorded: the oneDNN op has no autograd formula, and a custom autograd
 function with oneDNN forward and input-gradient products measured no faster than ``F.linear`` for the training step
 (docs/performance.md). Results equal ``F.linear`` up to float32 rounding of a different summation order (~1e-6
 relative).
@@ -26,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 ONEDNN: bool | None = None  # None: automatic (AVX-512 CPUs), True/False: always / never
+BF16: bool | None = None  # bf16 linears through oneDNN; None: automatic (native bf16), True/False: always / never
 EPILOGUES = True  # False: oneDNN linear, then GELU / the add as separate passes (benchmarks/htsat_speed.py ablation)
 PACK = True  # reuse a oneDNN-packed copy of each weight (False: the plain weight, re-laid out by every call)
 PACK_ROWS = 1024  # the row count oneDNN picks the packed layout for (any row count works; the speed barely differs)
@@ -47,18 +52,49 @@ def onednn_enabled() -> bool:
     return _onednn_pays()
 
 
-def _capturing() -> bool:
+@functools.lru_cache(maxsize=1)
+def _native_bf16() -> bool:
+    """oneDNN's linear is available and the CPU computes bf16 natively (AVX-512 BF16 or AMX)."""
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def bf16_enabled() -> bool:
+    """Whether ``linear`` may run bf16 linears through oneDNN (``BF16``, else the automatic choice)."""
+    if BF16 is not None:
+        return BF16 and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+    return _native_bf16()
+
+
+def capturing() -> bool:
     """A trace, ONNX export or torch.compile/export is recording the graph: it must see the portable ops."""
     return torch.jit.is_tracing() or torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
+def _bf16_input(layer: nn.Linear, x: Tensor) -> bool:
+    """A bf16 linear's input that ``F.linear`` would take: bf16, or fp32 that CPU autocast casts to bf16."""
+    if layer.weight.dtype != torch.bfloat16 or (layer.bias is not None and layer.bias.dtype != torch.bfloat16):
+        return False
+    if x.dtype == torch.bfloat16:
+        return True
+    return (x.dtype == torch.float32 and torch.is_autocast_enabled("cpu")
+            and torch.get_autocast_dtype("cpu") == torch.bfloat16)
+
+
 def uses_onednn(layer: nn.Module, x: Tensor) -> bool:
-    """True when ``linear(layer, x, ...)`` goes through oneDNN: enabled, no autograd, a plain ``nn.Linear``, fp32 CPU
-    tensors, no CPU autocast, and no graph capture (``torch.jit.trace``, ONNX export, ``torch.compile``: OpenVINO,
-    ONNX Runtime and inductor get ``F.linear``)."""
-    return (type(layer) is nn.Linear and not torch.is_grad_enabled() and x.device.type == "cpu"
-            and x.dtype == torch.float32 and layer.weight.dtype == torch.float32
-            and not torch.is_autocast_enabled("cpu") and onednn_enabled() and not _capturing())
+    """True when ``linear(layer, x, ...)`` goes through oneDNN: a plain ``nn.Linear``, CPU tensors, no autograd, no
+    graph capture (``torch.jit.trace``, ONNX export, ``torch.compile``: OpenVINO, ONNX Runtime and inductor get
+    ``F.linear``), and either fp32 weights and input without CPU autocast (``onednn_enabled()``) or bf16 weights
+    with a bf16 input or an fp32 one under bf16 autocast (``bf16_enabled()``)."""
+    if type(layer) is not nn.Linear or torch.is_grad_enabled() or x.device.type != "cpu" or capturing():
+        return False
+    if layer.weight.dtype == torch.float32:
+        return x.dtype == torch.float32 and not torch.is_autocast_enabled("cpu") and onednn_enabled()
+    return _bf16_input(layer, x) and bf16_enabled()
 
 
 def tensor_key(tensor: Tensor) -> tuple | None:
@@ -94,6 +130,9 @@ def linear(layer: nn.Module, x: Tensor, gelu: bool = False, residual: Tensor | N
         raise ValueError("linear fuses either GELU or a residual add, not both")
     onednn = uses_onednn(layer, x)
     weight = packed_weight(layer) if onednn else None
+    if onednn and layer.weight.dtype == torch.bfloat16:  # the inputs autocast would cast
+        x = x.to(torch.bfloat16)
+        residual = None if residual is None else residual.to(torch.bfloat16)
     if onednn and EPILOGUES:
         if residual is not None:
             return torch.ops.mkldnn._linear_pointwise.binary(x, residual, weight, layer.bias, "add")

@@ -13,11 +13,16 @@ over fp32, the cosine of each clip's embedding to its fp32 embedding (min/mean o
 Decisions (``--corpus``, the default model only, whose decisions mean something): the held-out-class clips of the
 recipe's fixed split (``clapkit.recipes.corpus.split_corpus``), zero-shot over the held-out labels with prompts "This
 is a sound of {label}." (fp32 text); counted: clips whose top class differs between the backend and fp32.
+
+``bf16-autocast`` (not a backend; for the before/after of the fused bf16 path, interleaved in the same rounds): the
+``bf16`` backend with ``clapkit.models.fused.BF16`` and ``clapkit.models.swin.BMM_ATTENTION`` off while it runs, i.e.
+its linears through ``F.linear`` under autocast with GELU and the residual add as separate passes, and SDPA attention.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -29,7 +34,7 @@ import numpy as np
 import torch
 
 MODELS = ("default", "laion-htsat-tiny")
-BACKENDS = ("fp32", "bf16", "int8", "openvino", "onnxruntime", "onnxruntime-int8")
+BACKENDS = ("fp32", "bf16", "int8", "openvino", "onnxruntime", "onnxruntime-int8", "bf16-autocast")
 
 
 def load(name: str):
@@ -55,10 +60,24 @@ def build(model, backend: str):
     if backend == "fp32":
         return model, 0.0
     start = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), variant(backend):
         warnings.simplefilter("ignore")
-        fast = accelerate(model, backend)
+        fast = accelerate(model, "bf16" if backend == "bf16-autocast" else backend)
     return fast, time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def variant(backend: str):
+    """``bf16-autocast``: the fused bf16 linears and the bf16 batched-product attention off (module docstring)."""
+    from clapkit.models import fused, swin
+
+    saved = fused.BF16, swin.BMM_ATTENTION
+    if backend == "bf16-autocast":
+        fused.BF16, swin.BMM_ATTENTION = False, False
+    try:
+        yield
+    finally:
+        fused.BF16, swin.BMM_ATTENTION = saved
 
 
 def timed(fn) -> tuple[float, float]:
@@ -80,7 +99,7 @@ def heldout(corpus: Path, limit: int | None):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=MODELS)
-    parser.add_argument("--backends", nargs="+", default=list(BACKENDS[1:]), choices=BACKENDS[1:])
+    parser.add_argument("--backends", nargs="+", default=list(BACKENDS[1:-1]), choices=BACKENDS[1:])
     parser.add_argument("--batches", nargs="+", type=int, default=[1, 8])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
@@ -98,16 +117,19 @@ def main() -> int:
         for backend in ["fp32", *args.backends]:
             sides[backend] = build(model, backend)
             print(f"{name}: built {backend} in {sides[backend][1]:.1f} s", flush=True)
-        embeddings = {b: fast.embed_waveforms(waves, batch_size=max(args.batches)) for b, (fast, _) in sides.items()}
-        for fast, _ in sides.values():  # warm-up of every batch size
-            for batch in args.batches:
-                fast.embed_waveforms(waves[:batch], batch_size=batch)
+        embeddings = {}
+        for backend, (fast, _) in sides.items():  # the embeddings, then a warm-up of every batch size
+            with variant(backend):
+                embeddings[backend] = fast.embed_waveforms(waves, batch_size=max(args.batches))
+                for batch in args.batches:
+                    fast.embed_waveforms(waves[:batch], batch_size=batch)
         times: dict = {}
         for _ in range(args.rounds):
             for backend, (fast, _) in sides.items():
                 for batch in args.batches:
-                    times.setdefault((backend, batch), []).append(
-                        timed(lambda f=fast, w=waves[:batch], b=batch: f.embed_waveforms(w, batch_size=b)))
+                    with variant(backend):
+                        times.setdefault((backend, batch), []).append(
+                            timed(lambda f=fast, w=waves[:batch], b=batch: f.embed_waveforms(w, batch_size=b)))
         load_end = os.getloadavg()[0]
         for (backend, batch), values in times.items():
             wall, cpu = [v[0] for v in values], [v[1] for v in values]
@@ -147,7 +169,8 @@ def decide(model, sides: dict, corpus: Path, limit: int | None) -> list[tuple]:
     out, reference = [], None
     for backend, (fast, _) in sides.items():
         start = time.perf_counter()
-        audio = fast.embed_waveforms(waves, batch_size=8)
+        with variant(backend):
+            audio = fast.embed_waveforms(waves, batch_size=8)
         print(f"decisions: {backend} embedded in {time.perf_counter() - start:.0f} s", flush=True)
         chosen = (audio @ text.T).argmax(1)
         if reference is None:

@@ -95,6 +95,28 @@ def test_cnn_backends_close_to_fp32(cnn, backend):
     check_backend(cnn, backend, 0.99 if backend == "onnxruntime-int8" else 0.999)
 
 
+def test_bf16_backend_runs_fused_bf16_linears_and_batched_attention(model, monkeypatch):
+    """Where the CPU has native bf16, the bf16 backend's HTSAT linears go through oneDNN in bf16 (packed weights, GELU
+    and residual fused) and its window attention through bmm_attention; with both off it takes the autocast path.
+    Both stay close to fp32, and they are different computations there."""
+    from clapkit.models import fused, swin
+
+    fast = built(model, "bf16")
+    qkv = next(m for m in fast.module.audio_tower.modules() if isinstance(m, swin.WindowAttention)).qkv
+    assert qkv.weight.dtype == torch.bfloat16
+    native = fused.bf16_enabled()
+    with torch.no_grad():
+        assert fused.uses_onednn(qkv, torch.zeros(3, qkv.in_features, dtype=torch.bfloat16)) is native
+    clips = waves(model)
+    reference = model.embed_audio(clips, sample_rate=model.sample_rate)
+    fused_path = fast.embed_audio(clips, sample_rate=model.sample_rate)
+    monkeypatch.setattr(fused, "BF16", False)
+    monkeypatch.setattr(swin, "BMM_ATTENTION", False)
+    autocast_path = fast.embed_audio(clips, sample_rate=model.sample_rate)
+    assert cosine(reference, fused_path).min() >= 0.999 and cosine(reference, autocast_path).min() >= 0.999
+    assert bool(np.abs(fused_path - autocast_path).max() > 0) is native
+
+
 def test_runtime_backends_really_change_the_computation(cnn):
     clips = waves(cnn)
     reference = cnn.embed_audio(clips, sample_rate=cnn.sample_rate)

@@ -234,3 +234,92 @@ def test_bert_encoder_fused_equals_plain(monkeypatch, act: str) -> None:
             assert fused.uses_onednn(model.encoder.layer[0].intermediate.dense, torch.zeros(1, 64)) is mode
             outputs.append(model(ids, mask).last_hidden_state)
     torch.testing.assert_close(outputs[0], outputs[1], atol=1e-5, rtol=1e-5)
+
+
+def bf16_linear(inputs: int, outputs: int, seed: int = 0) -> torch.nn.Linear:
+    """A linear with bf16 weights and bias, as ``clapkit.fast``'s bf16 backend stores them."""
+    return random_linear(inputs, outputs, seed).to(torch.bfloat16)
+
+
+@pytest.mark.parametrize("epilogue", ["none", "gelu", "residual"])
+def test_bf16_linear_close_to_fp32(monkeypatch, epilogue: str) -> None:
+    """bf16 weights, fp32 input under bf16 autocast: one oneDNN bf16 call (product + epilogue) where the CPU has
+    native bf16, else the autocast path; both give bf16 close to the fp32 result of the same rounded weights and
+    input, and a bf16 input without autocast takes the same path."""
+    layer = bf16_linear(96, 192)
+    x = torch.randn(8, 64, 96, generator=torch.Generator().manual_seed(1))
+    residual = torch.randn(8, 64, 192, generator=torch.Generator().manual_seed(2)).bfloat16()
+    extra = {"gelu": epilogue == "gelu", "residual": residual if epilogue == "residual" else None}
+    expected = F.linear(x.bfloat16().float(), layer.weight.float(), layer.bias.float())
+    if epilogue == "gelu":
+        expected = F.gelu(expected)
+    elif epilogue == "residual":
+        expected = expected + residual.float()
+    native = fused._native_bf16()
+    outputs = {}
+    for mode in (True, False):
+        monkeypatch.setattr(fused, "BF16", mode and native)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            assert fused.uses_onednn(layer, x) is (mode and native)
+            outputs[mode] = fused.linear(layer, x, **extra)
+        assert outputs[mode].dtype == torch.bfloat16 and outputs[mode].shape == expected.shape
+        torch.testing.assert_close(outputs[mode].float(), expected, atol=2e-2, rtol=1e-2)
+    monkeypatch.setattr(fused, "BF16", None)
+    with torch.inference_mode():
+        assert fused.uses_onednn(layer, x.bfloat16()) is native
+        assert not fused.uses_onednn(layer, x)  # fp32 input, bf16 weights, no autocast: F.linear's own dtype error
+        torch.testing.assert_close(fused.linear(layer, x.bfloat16(), **extra), outputs[True], atol=0, rtol=0)
+
+
+def test_bf16_packed_weight_follows_the_weight(monkeypatch) -> None:
+    layer = bf16_linear(64, 128)
+    x = torch.randn(10, 64, generator=torch.Generator().manual_seed(6)).bfloat16()
+    monkeypatch.setattr(fused, "BF16", fused._native_bf16())
+    with torch.inference_mode():
+        before = fused.linear(layer, x)
+    with torch.no_grad():
+        layer.weight.mul_(-1.0)
+    with torch.inference_mode():
+        after = fused.linear(layer, x)
+    torch.testing.assert_close(after.float(), F.linear(x, layer.weight, layer.bias).float(), atol=2e-2, rtol=1e-2)
+    assert not torch.allclose(before.float(), after.float(), atol=1e-1)
+
+
+@pytest.mark.parametrize("shift", [0, 4])
+def test_bmm_attention_equals_sdpa(shift: int) -> None:
+    """fp32: the two batched products equal SDPA; bf16 (logits rounded to bf16): close to the fp32 result."""
+    block = random_block(shift)
+    with torch.no_grad():
+        bias = block.attention_bias(4)
+    qkv = torch.randn(4, 64, 3, 4, 16, generator=torch.Generator().manual_seed(11))
+    query, key, value = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+    expected = F.scaled_dot_product_attention(query, key, value, attn_mask=bias).transpose(1, 2)
+    torch.testing.assert_close(swin.bmm_attention(qkv, bias), expected, atol=1e-5, rtol=1e-5)
+    half = swin.bmm_attention(qkv.bfloat16(), bias.bfloat16())
+    assert half.dtype == torch.bfloat16
+    torch.testing.assert_close(half.float(), expected, atol=5e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("shift", [0, 4])
+def test_swin_block_in_bf16_close_to_fp32(monkeypatch, shift: int) -> None:
+    """A block with bf16 linears under bf16 autocast, fused bf16 path (oneDNN linears, batched-product attention,
+    bias cached in bf16) and the autocast path alike: close to the fp32 block; the fused path really ran where the
+    CPU has native bf16 (results differ from the autocast path's)."""
+    block = random_block(shift)
+    x = torch.randn(2, 256, 64, generator=torch.Generator().manual_seed(12))
+    with torch.no_grad():
+        expected = block(x)
+    for layer in block.modules():
+        if type(layer) is torch.nn.Linear:
+            layer.to(torch.bfloat16)
+    outputs = []
+    for mode in (True, False):
+        monkeypatch.setattr(fused, "BF16", mode and fused._native_bf16())
+        monkeypatch.setattr(swin, "BMM_ATTENTION", mode)
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+            outputs.append(block(x))
+            assert block.attention_bias(4, torch.bfloat16).dtype == torch.bfloat16
+        scale = expected.abs().max()
+        assert (outputs[-1].float() - expected).abs().max() / scale < 3e-2
+        assert F.cosine_similarity(outputs[-1].float().flatten(1), expected.flatten(1)).min() > 0.999
+    assert not torch.equal(outputs[0], outputs[1])

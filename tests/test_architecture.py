@@ -23,7 +23,7 @@ UPPER_ROOMS = {
     "index": set(),
     "train": {"eval"},  # validation uses eval's retrieval metrics
     "serve": {"index"},
-    "recipes": {"train", "eval"},
+    "recipes": {"train", "eval", "harvest"},  # reverberated views use the harvest's room model (effects)
     "harvest": {"train"},  # corpus harvesting captions clips with training's caption templates
     "commands": {"train", "eval", "index", "serve", "recipes", "harvest"},
     "cli": {"commands"},

@@ -63,7 +63,7 @@ def test_balanced_sampler_proportions():
 
 
 def test_training_cap_spreads_over_packages():
-    from clapkit.recipes.build import cap_per_class
+    from clapkit.recipes.trainset import cap_per_class
 
     rows = [{"audio": f"{c}{p}{i}", "class": c, "source_package": p}
             for c, n in (("big", 30), ("small", 3)) for p in ("a", "b") for i in range(n if p == "a" else 2)]

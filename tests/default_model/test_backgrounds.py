@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from clapkit.recipes import build, features
+from clapkit.recipes import features, trainset
 
 
 def _rows(n_per_class: int) -> list[dict]:
@@ -16,13 +16,13 @@ def _rows(n_per_class: int) -> list[dict]:
 
 
 def test_background_rows_are_ambience_training_clips_spread_over_classes():
-    chosen = build.background_rows(_rows(40), seed=0)
-    assert len(chosen) == build.BACKGROUND_CLIPS
+    chosen = trainset.background_rows(_rows(40), seed=0)
+    assert len(chosen) == trainset.BACKGROUND_CLIPS
     classes = [r["class"] for r in chosen]
     assert set(classes) == {"Wind", "Rain", "Crowd"}  # Dog and Bell are not ambience
     assert max(classes.count(c) for c in set(classes)) - min(classes.count(c) for c in set(classes)) <= 1
-    assert chosen == build.background_rows(_rows(40), seed=0)
-    assert build.background_rows([r for r in _rows(40) if r["class"] in ("Dog", "Bell")], seed=0) == []
+    assert chosen == trainset.background_rows(_rows(40), seed=0)
+    assert trainset.background_rows([r for r in _rows(40) if r["class"] in ("Dog", "Bell")], seed=0) == []
 
 
 def test_background_noise_changes_the_noisy_views_and_their_cache_key(tmp_path):

@@ -44,6 +44,8 @@ def test_cross_source_numbers(measured):
     assert 0.0 <= c["top1"] <= 1.0 and 0.0 <= c["balanced_top1"] <= 1.0
     assert set(c["per_name"]) <= {"dog", "cat", "rain", "thunderstorm", "coughing", "wind"}
     assert sum(n for n, _ in c["per_name"].values()) == c["clips"]
+    assert set(c["per_package"]) == {"fake-pkg0", "fake-pkg1"}
+    assert sum(n for n, _ in c["per_package"].values()) == c["clips"]
     # each fold trains on exactly the other package's clips (fake-pkg0: 19 of the 37, fake-pkg1: 18)
     assert sorted(c["train_clips_per_fold"].values()) == [18, 19]
     assert second["cross_source_everyday"] == c

@@ -50,7 +50,7 @@ def test_bundled_examples_are_classified(model):
     probabilities = model.classify([str(p) for p in files], LABELS)
     predicted = {p.stem: LABELS[int(np.argmax(row))] for p, row in zip(files, probabilities)}
     right = sum(predicted[name] == EXPECTED[name] for name in predicted)
-    assert right >= 3, predicted  # v2.1: 3 of 6 (renders; piano/organ and espeak are its confusions, card)
+    assert right >= 4, predicted  # v2.2: 5 of 6 (renders; piano goes to trumpet, card)
     again = model.classify([str(p) for p in files[::-1]], LABELS, batch_size=1)
     assert np.allclose(again[::-1], probabilities, atol=1e-5)  # order and batch size do not matter
 
@@ -62,7 +62,7 @@ def test_demo_prints_classification_and_search():
     out = result.stdout
     assert "clapkit-default" in out and "zero-shot classification" in out
     assert all(name in out for name in EXPECTED)
-    assert "text search 'someone says hello': speech_hello" in out
+    assert "text search 'a person says hello': speech_hello" in out
     assert "how good is it? trained with 40 sound classes held out" in out
 
 

@@ -11,7 +11,7 @@ import numpy as np
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "assets" / "examples"
 LABELS = ["piano", "violin", "drum kit", "trumpet", "church organ", "a person speaking", "dog barking",
           "explosion", "footsteps", "running water"]
-QUERIES = ["someone says hello", "a drum beat", "a bowed string instrument"]
+QUERIES = ["a person says hello", "a drum beat", "a bowed string instrument"]
 
 
 def example_files() -> list[Path]:

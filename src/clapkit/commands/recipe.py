@@ -13,7 +13,10 @@ def run_default_model(args) -> int:
 
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(asctime)s %(name)s: %(message)s")
-    options = variant(SHIPPED, steps=args.steps, seed=args.seed) if args.steps else variant(SHIPPED, seed=args.seed)
+    changes = {"steps": args.steps} if args.steps else {}
+    if args.balance_power is not None:
+        changes["balance_power"] = args.balance_power
+    options = variant(SHIPPED, seed=args.seed, **changes)
     numbers = run_recipe(args.corpus, args.work, options=options, views=args.views or VIEWS, aisfx=args.aisfx,
                          install=args.install, force=args.force, compare=args.compare, baseline=args.baseline,
                          quiet=args.quiet, compare_unfreeze=args.compare_unfreeze,
@@ -34,6 +37,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     default.add_argument("--corpus", required=True, help="corpus v2: the folder holding meta.csv (docs/corpus.md)")
     default.add_argument("--work", default="runs/default-model", help="work folder (default: %(default)s)")
     default.add_argument("--steps", type=int, help="head training steps (default: the recipe's)")
+    default.add_argument("--balance-power", type=float,
+                         help="classes drawn in proportion to (their clips) ** P, packages balanced within a class "
+                              "(0: every class equally often; default: the recipe's)")
     default.add_argument("--views", type=int, help="cached aiSFX views per training clip (default: the recipe's)")
     default.add_argument("--compare", action="store_true",
                          help="also train and measure the variants (head types, hubness, augmentation, sampling)")

@@ -41,8 +41,9 @@ def everyday_rows(rows: list[dict[str, Any]], skipped: dict[str, str]) -> list[d
 
 def measure(prepared: dict[str, Any], model, work: Path, options, views: int, quiet: bool = True,
             room: bool = False, folds: int = FOLDS) -> dict[str, Any]:
-    from clapkit.recipes import build, features
+    from clapkit.recipes import features
     from clapkit.recipes.headtrain import train_heads
+    from clapkit.recipes.trainset import final_rows, training_data
 
     rows, skipped = prepared["rows"], prepared["skipped"]
     fold_of = package_folds({r["source_package"] for r in rows}, folds)
@@ -55,10 +56,10 @@ def measure(prepared: dict[str, Any], model, work: Path, options, views: int, qu
     trained_on = {}
     for fold in range(folds):
         in_fold = [i for i, r in enumerate(test) if fold_of[r["source_package"]] == fold]
-        train = build.final_rows([r for r in rows if fold_of[r["source_package"]] != fold], skipped, options.seed)
+        train = final_rows([r for r in rows if fold_of[r["source_package"]] != fold], skipped, options.seed)
         if not in_fold or not train:
             continue
-        data, texts, _ = build.training_data(model, train, work / "features", views, options.seed, quiet,
+        data, texts, _ = training_data(model, train, work / "features", views, options.seed, quiet,
                                              prepared["noise"], everyday.prompts(), room=room)
         heads, _ = train_heads(data, options)
         lookup = {t: j for j, t in enumerate(texts)}
@@ -73,18 +74,21 @@ def measure(prepared: dict[str, Any], model, work: Path, options, views: int, qu
         return {"folds": folds, "clips": 0, "top1": float("nan")}
     predicted = np.argmax(audio[scored], axis=1)
     per_name: dict[str, list[bool]] = defaultdict(list)
+    per_package: dict[str, list[bool]] = defaultdict(list)
     hits = []
     for p, i in zip(predicted, scored):
         names = [n for n in everyday.NAMES if test[i]["class"] in everyday.ESC50[n]]
         hits.append(everyday.NAMES[p] in names)
         per_name[names[0]].append(hits[-1])
+        per_package[test[i]["source_package"]].append(hits[-1])
     share = np.bincount(predicted, minlength=len(everyday.NAMES)).max() / len(scored)
     result = {"folds": folds, "trained_folds": len(trained_on), "clips": len(scored), "names": len(per_name),
               "packages": len({test[i]["source_package"] for i in scored}),
               "chance": 1 / len(everyday.NAMES), "top1": float(np.mean(hits)),
               "balanced_top1": float(np.mean([np.mean(v) for v in per_name.values()])),
               "largest_prediction_share": float(share), "train_clips_per_fold": trained_on,
-              "per_name": {k: [len(v), float(np.mean(v))] for k, v in sorted(per_name.items())}}
+              "per_name": {k: [len(v), float(np.mean(v))] for k, v in sorted(per_name.items())},
+              "per_package": {k: [len(v), float(np.mean(v))] for k, v in sorted(per_package.items())}}
     log.info("cross-source everyday naming (%d clips of %d concepts, %d packages): top-1 %.3f, balanced %.3f",
              result["clips"], result["names"], result["packages"], result["top1"], result["balanced_top1"])
     return result

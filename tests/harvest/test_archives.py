@@ -200,3 +200,20 @@ def test_a_member_takes_the_licence_of_its_own_copyright_paragraph(tmp_path):
     member = "usr/share/kidgame/rcc/farm.rcc!kidgame/src/activities/farm/resource/dog.ogg"
     assert copyright.licence_of(member.replace("!", "/")) == "CC-BY-3.0"
     assert copyright.licence_of(member.split("!")[0]) == "GPL-3+"
+
+
+@pytest.mark.parametrize("member, action", [
+    ("Fire.ocg/Fuse.ogg", ("labels", "Hiss")),
+    ("Liquids.ocg/Swim2.ogg", ("labels", "Splash, splatter")),
+    ("UI.ocg/NextWave.ogg", "drop"),
+    ("Fire.ocg/Fireball.ogg", "drop"),
+    ("Animals.ocg/Mooq.ocg/Die1.wav", "drop"),
+    ("Animals.ocg/Mooq.ocg/Snort1.wav", ("labels", "Snort")),
+    ("Objects.ocg/Weapons.ocg/Bow.ocg/Shoot1.ogg", ("labels", "Arrow")),
+])
+def test_openclonk_rules_match_members_at_any_depth(member, action):
+    """A rule on a group name fires for members right after the archive's ``!`` as well as for nested ones."""
+    from clapkit.harvest.rules import package_rule
+
+    found, _ = package_rule("openclonk-data", f"usr/share/games/openclonk/Sound.ocg!{member}")
+    assert (found[0] == "drop") if action == "drop" else found == action

@@ -1,6 +1,7 @@
 """Rules that words alone get wrong: music and dialogue directories, real speech packages, and per-package fixes.
 
-A package rule is ``(regex on the source path, action)``; the first matching rule of the package wins. Actions:
+A package rule is ``(regex on the source path, archive members' ``!`` read as ``/``, action)``; the first matching
+rule of the package wins. Actions:
 ``("drop", reason)``; ``("labels", "Class; Class")`` (replaces the word matches);
 ``("speech", language, voice[, "words"[, "synthetic"]])`` (speech: voice "female", "male" or "" to read it from the
 path; "words": the file name is what is said; "synthetic": text-to-speech, labelled "Speech synthesizer" too).
@@ -115,18 +116,18 @@ PACKAGE_RULES: dict[str, list[tuple[str, tuple[str, ...]]]] = {
                           (r"/LRHeart_beat", ("labels", "Heart sounds, heartbeat")),
                           (r"/LR(Weird|Fireballs|LaPause)|/chronos/|/ballcatch/|/morse_code/silence",
                            ("drop", "no label: the name says nothing of the sound (package rule)"))],
-    r"openclonk-data": [(r"[/!]Music\.ocg/", ("drop", "music track (music directory)")),
-                        (r"[/!]Mooq\.ocg/Snort", ("labels", "Snort")),
-                        (r"[/!]Mooq\.ocg/Munch", ("labels", "Chewing, mastication")),
-                        (r"[/!](Mooq|Wipf|Puka|LavaCore|Zap)\.ocg/(?!Hiss)",
+    r"openclonk-data": [(r"/Music\.ocg/", ("drop", "music track (music directory)")),
+                        (r"/Mooq\.ocg/Snort", ("labels", "Snort")),
+                        (r"/Mooq\.ocg/Munch", ("labels", "Chewing, mastication")),
+                        (r"/(Mooq|Wipf|Puka|LavaCore|Zap)\.ocg/(?!Hiss)",
                          ("drop", "no label: a made-up creature's cry (package rule)")),
-                        (r"[/!](CrystalCommunicator|UI\.ocg/NextWave|Lorry\.ocg/|Fire\.ocg/(Smoke|Blowout|Fireball))",
+                        (r"/(CrystalCommunicator|UI\.ocg/NextWave|Lorry\.ocg/|Fire\.ocg/(Smoke|Blowout|Fireball))",
                          ("drop", "no label: the words name a game object, not the sound (package rule)")),
-                        (r"[/!](Arrow|Bow)\.ocg/Shoot", ("labels", "Arrow")),
-                        (r"[/!]Fire\.ocg/Fuse", ("labels", "Hiss")), (r"[/!]Fire\.ocg/Spark", ("labels", "Crackle")),
-                        (r"[/!]Liquids\.ocg/Swim", ("labels", "Splash, splatter")),
-                        (r"[/!]Disasters\.ocg/Earthquake", ("labels", "Rumble")),
-                        (r"[/!]Structures\.ocg/FanLoop", ("labels", "Mechanical fan"))],
+                        (r"/(Arrow|Bow)\.ocg/Shoot", ("labels", "Arrow")),
+                        (r"/Fire\.ocg/Fuse", ("labels", "Hiss")), (r"/Fire\.ocg/Spark", ("labels", "Crackle")),
+                        (r"/Liquids\.ocg/Swim", ("labels", "Splash, splatter")),
+                        (r"/Disasters\.ocg/Earthquake", ("labels", "Rumble")),
+                        (r"/Structures\.ocg/FanLoop", ("labels", "Mechanical fan"))],
     r"fillets-ng-data.*": [(r"/sound/([^/]+/)?[a-z]{2}/[^/]+$", ("drop", "game voice line (dialogue)"))],
 }
 _COMPILED = [(re.compile(p), [(re.compile(r, re.IGNORECASE), a) for r, a in rules])
@@ -134,11 +135,14 @@ _COMPILED = [(re.compile(p), [(re.compile(r, re.IGNORECASE), a) for r, a in rule
 
 
 def package_rule(package: str, source_path: str) -> tuple[tuple[str, ...], dict[str, str]] | None:
-    """The action of the first rule of ``package`` matching ``source_path``, with the regex's named groups."""
+    """The action of the first rule of ``package`` matching ``source_path``, with the regex's named groups. An
+    archive member's path is matched with its ``!`` as ``/`` (``a.zip!Fire/x.ogg`` -> ``a.zip/Fire/x.ogg``), so a
+    rule on a directory (``/Fire/``) finds it at the top of the archive as well as deeper."""
+    path = source_path.replace("!", "/")
     for name, rules in _COMPILED:
         if name.fullmatch(package):
             for regex, action in rules:
-                match = regex.search(source_path)
+                match = regex.search(path)
                 if match:
                     return action, {k: v for k, v in match.groupdict().items() if v}
     return None

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from clapkit.recipes import corpus as corpus_v2
-from clapkit.recipes import default_eval, everyday
+from clapkit.recipes import crosssource, default_eval, everyday
 from clapkit.recipes.headtrain import HeadOptions, export_state, train_heads, variant
 from clapkit.recipes.trainset import TRAIN_MAX_PER_CLASS, background_rows, cap_per_class, final_rows, training_data
 
@@ -110,7 +110,7 @@ def prepare(corpus: str | Path, work: Path, model, views: int, seed: int, quiet:
     all_classes = default_eval.all_class_labels(rows)
     eval_texts = [corpus_v2.ZERO_SHOT_TEMPLATE.format(c) for c in all_classes]
     eval_texts += [r["caption"].strip() for r in split["heldout_classes"] + split["heldout_clips"]]
-    eval_texts += [t for t in everyday.prompts() if t not in eval_texts]
+    eval_texts += everyday.prompts()  # the text table keeps each distinct text once
     noise = (features.load_backgrounds(background_rows(train, seed), model.config.frontend.sample_rate)
              if backgrounds else ([], ""))
     data, texts, more = training_data(model, train, feats_dir, views, seed, quiet, noise, eval_texts, room)
@@ -235,8 +235,6 @@ def run_recipe(corpus: str | Path, work: str | Path, *, options: HeadOptions = S
     numbers["v2"] = (default_eval.evaluate_model(exported, prepared["split"], prepared["all_classes"])
                      if end_to_end else cached)
     if cross_source:
-        from clapkit.recipes import crosssource
-
         folds = min(crosssource.FOLDS, len({r["source_package"] for r in prepared["rows"]}))
         numbers["cross_source_everyday"] = crosssource.measure(prepared, model, work, options, views, quiet, room,
                                                                folds)

@@ -20,7 +20,9 @@ from typing import Any
 
 import numpy as np
 
-from clapkit.recipes import everyday
+from clapkit.recipes import everyday, features
+from clapkit.recipes.headtrain import train_heads
+from clapkit.recipes.trainset import final_rows, training_data
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +36,12 @@ def package_folds(packages: set[str], folds: int = FOLDS) -> dict[str, int]:
 
 def everyday_rows(rows: list[dict[str, Any]], skipped: dict[str, str]) -> list[dict[str, Any]]:
     """Real recordings of ESC-50 concepts: not derived by an effect, not rendered, readable."""
-    covered = {c for classes in everyday.ESC50.values() for c in classes}
-    return [r for r in rows if r["class"] in covered and not r["evidence"].startswith("derived")
+    return [r for r in rows if r["class"] in everyday.COVERED and not r["evidence"].startswith("derived")
             and not r["source_package"].startswith("clapkit-synth") and r["audio"] not in skipped]
 
 
 def measure(prepared: dict[str, Any], model, work: Path, options, views: int, quiet: bool = True,
             room: bool = False, folds: int = FOLDS) -> dict[str, Any]:
-    from clapkit.recipes import features
-    from clapkit.recipes.headtrain import train_heads
-    from clapkit.recipes.trainset import final_rows, training_data
-
     rows, skipped = prepared["rows"], prepared["skipped"]
     fold_of = package_folds({r["source_package"] for r in rows}, folds)
     test = everyday_rows(rows, skipped)
@@ -52,7 +49,7 @@ def measure(prepared: dict[str, Any], model, work: Path, options, views: int, qu
                                         "cross-source test clips")
     keep = [i for i, r in enumerate(test) if r["audio"] not in bad]
     test, feats = [test[i] for i in keep], feats[keep, 0]
-    audio = np.zeros((len(test), len(everyday.NAMES)))
+    scores = np.zeros((len(test), len(everyday.NAMES)))
     trained_on = {}
     for fold in range(folds):
         in_fold = [i for i, r in enumerate(test) if fold_of[r["source_package"]] == fold]
@@ -60,34 +57,23 @@ def measure(prepared: dict[str, Any], model, work: Path, options, views: int, qu
         if not in_fold or not train:
             continue
         data, texts, _ = training_data(model, train, work / "features", views, options.seed, quiet,
-                                             prepared["noise"], everyday.prompts(), room=room)
+                                       prepared["noise"], everyday.prompts(), room=room)
         heads, _ = train_heads(data, options)
         lookup = {t: j for j, t in enumerate(texts)}
-        a = heads.audio_numpy(feats[in_fold]).astype(np.float64)
-        t = heads.text_numpy(data.text[[lookup[p] for p in everyday.prompts()]]).astype(np.float64)
-        a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-        t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
-        audio[in_fold] = a @ t.T
+        scores[in_fold] = everyday.cosine_scores(heads.audio_numpy(feats[in_fold]), heads.text_numpy(
+            data.text[[lookup[p] for p in everyday.prompts()]]))
         trained_on[fold] = len(train)
     scored = [i for i, r in enumerate(test) if fold_of[r["source_package"]] in trained_on]
     if not scored:
         return {"folds": folds, "clips": 0, "top1": float("nan")}
-    predicted = np.argmax(audio[scored], axis=1)
-    per_name: dict[str, list[bool]] = defaultdict(list)
+    counted = everyday.tally(scores[scored], [test[i] for i in scored])
     per_package: dict[str, list[bool]] = defaultdict(list)
-    hits = []
-    for p, i in zip(predicted, scored):
-        names = [n for n in everyday.NAMES if test[i]["class"] in everyday.ESC50[n]]
-        hits.append(everyday.NAMES[p] in names)
-        per_name[names[0]].append(hits[-1])
-        per_package[test[i]["source_package"]].append(hits[-1])
-    share = np.bincount(predicted, minlength=len(everyday.NAMES)).max() / len(scored)
+    for hit, i in zip(counted.pop("hits"), scored):
+        per_package[test[i]["source_package"]].append(bool(hit))
+    per_name = counted.pop("per_name")
     result = {"folds": folds, "trained_folds": len(trained_on), "clips": len(scored), "names": len(per_name),
-              "packages": len({test[i]["source_package"] for i in scored}),
-              "chance": 1 / len(everyday.NAMES), "top1": float(np.mean(hits)),
-              "balanced_top1": float(np.mean([np.mean(v) for v in per_name.values()])),
-              "largest_prediction_share": float(share), "train_clips_per_fold": trained_on,
-              "per_name": {k: [len(v), float(np.mean(v))] for k, v in sorted(per_name.items())},
+              "packages": len(per_package), **counted, "train_clips_per_fold": trained_on,
+              "per_name": {k: [len(v), float(np.mean(v))] for k, v in per_name.items()},
               "per_package": {k: [len(v), float(np.mean(v))] for k, v in sorted(per_package.items())}}
     log.info("cross-source everyday naming (%d clips of %d concepts, %d packages): top-1 %.3f, balanced %.3f",
              result["clips"], result["names"], result["packages"], result["top1"], result["balanced_top1"])

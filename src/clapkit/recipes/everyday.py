@@ -71,31 +71,47 @@ ESC50: dict[str, tuple[str, ...]] = {
     "hand saw": ("Sawing",),
 }
 NAMES = tuple(ESC50)
+COVERED = frozenset(c for classes in ESC50.values() for c in classes)
 
 
 def prompts() -> list[str]:
     return [ZERO_SHOT_TEMPLATE.format(name) for name in NAMES]
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float64)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def cosine_scores(audio: np.ndarray, names_text: np.ndarray) -> np.ndarray:
+    """(clips, 50) cosines of audio embeddings to the 50 names' prompt embeddings, in float64."""
+    return _unit(audio) @ _unit(names_text).T
+
+
+def tally(scores: np.ndarray, rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The top-1 of (clips, 50) ``scores`` for ``rows`` (all of one of the names' classes): hits per clip, the
+    first covering name of each clip, the balanced top-1 over names and the largest share of predictions
+    (first index on ties)."""
+    predicted = np.argmax(scores, axis=1)
+    covering = [[k for k, name in enumerate(NAMES) if r["class"] in ESC50[name]] for r in rows]
+    hits = np.array([p in names for p, names in zip(predicted, covering)])
+    per_name: dict[str, list[bool]] = {}
+    for h, names in zip(hits, covering):
+        per_name.setdefault(NAMES[names[0]], []).append(bool(h))
+    return {"hits": hits, "per_name": dict(sorted(per_name.items())), "chance": 1 / len(NAMES),
+            "top1": float(hits.mean()), "balanced_top1": float(np.mean([np.mean(v) for v in per_name.values()])),
+            "largest_prediction_share": float(np.bincount(predicted, minlength=len(NAMES)).max() / len(rows))}
+
+
 def zero_shot(audio: np.ndarray, rows: Sequence[dict[str, Any]],
               embed_text: Callable[[Sequence[str]], np.ndarray]) -> dict[str, Any]:
     """Top-1 among the 50 names on the rows (and ``audio`` rows, L2-normalised or not) whose class one of the names
     covers; per name, the accuracy on its clips. Deterministic (float64, first index on ties)."""
-    covered = [[k for k, name in enumerate(NAMES) if r["class"] in ESC50[name]] for r in rows]
-    keep = [i for i, names in enumerate(covered) if names]
+    keep = [i for i, r in enumerate(rows) if r["class"] in COVERED]
     if not keep:
         return {"clips": 0, "names": 0, "top1": float("nan"), "per_name": {}}
-    a = np.asarray(audio, np.float64)[keep]
-    a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    t = np.asarray(embed_text(prompts()), np.float64)
-    t /= np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
-    predicted = np.argmax(a @ t.T, axis=1)
-    hit = np.array([p in covered[i] for p, i in zip(predicted, keep)])
-    per_name: dict[str, list[bool]] = {}
-    for h, i in zip(hit, keep):
-        per_name.setdefault(NAMES[covered[i][0]], []).append(bool(h))
-    share = np.bincount(predicted, minlength=len(NAMES)).max() / len(keep)
-    return {"clips": len(keep), "names": len(per_name), "chance": 1 / len(NAMES), "top1": float(hit.mean()),
-            "balanced_top1": float(np.mean([np.mean(v) for v in per_name.values()])),
-            "largest_prediction_share": float(share),
-            "per_name": {k: float(np.mean(v)) for k, v in sorted(per_name.items())}}
+    counted = tally(cosine_scores(np.asarray(audio)[keep], embed_text(prompts())), [rows[i] for i in keep])
+    per_name = counted.pop("per_name")
+    counted.pop("hits")
+    return {"clips": len(keep), "names": len(per_name), **counted,
+            "per_name": {k: float(np.mean(v)) for k, v in per_name.items()}}

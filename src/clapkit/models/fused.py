@@ -38,24 +38,28 @@ _packed: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # nn.Linear ->
 
 
 @functools.lru_cache(maxsize=1)
+def _has_onednn_linear() -> bool:
+    """This torch build has oneDNN and its fused linear op."""
+    return torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+
+
+@functools.lru_cache(maxsize=1)
 def _onednn_pays() -> bool:
     """oneDNN's fp32 linear is available and the CPU runs PyTorch's AVX-512 kernels (where it measured faster)."""
-    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
-        return False
-    return torch.backends.cpu.get_cpu_capability().startswith("AVX512")
+    return _has_onednn_linear() and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
 
 
 def onednn_enabled() -> bool:
     """Whether ``linear`` may use oneDNN (``ONEDNN``, else the automatic choice)."""
     if ONEDNN is not None:
-        return ONEDNN and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        return ONEDNN and _has_onednn_linear()
     return _onednn_pays()
 
 
 @functools.lru_cache(maxsize=1)
 def _native_bf16() -> bool:
     """oneDNN's linear is available and the CPU computes bf16 natively (AVX-512 BF16 or AMX)."""
-    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+    if not _has_onednn_linear():
         return False
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -66,7 +70,7 @@ def _native_bf16() -> bool:
 def bf16_enabled() -> bool:
     """Whether ``linear`` may run bf16 linears through oneDNN (``BF16``, else the automatic choice)."""
     if BF16 is not None:
-        return BF16 and torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")
+        return BF16 and _has_onednn_linear()
     return _native_bf16()
 
 

@@ -146,9 +146,6 @@ def balanced_weights(classes: Sequence[str], packages: Sequence[str], power: flo
     groups: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for c, p in zip(classes, packages):
         groups[c][p] += 1
-    if power == 0.0:
-        weights = np.array([1.0 / (len(groups) * len(groups[c]) * groups[c][p]) for c, p in zip(classes, packages)])
-    else:
-        share = {c: sum(g.values()) ** power for c, g in groups.items()}
-        weights = np.array([share[c] / (len(groups[c]) * groups[c][p]) for c, p in zip(classes, packages)])
+    share = {c: sum(g.values()) ** power for c, g in groups.items()}
+    weights = np.array([share[c] / (len(groups[c]) * groups[c][p]) for c, p in zip(classes, packages)])
     return weights / weights.sum()

@@ -4,10 +4,10 @@
     OMP_WAIT_POLICY=PASSIVE python benchmarks/htsat_speed.py --compile    # also torch.compile (inductor) on top
 
 Peak: the best of ``--peak-repeats`` 2048^3 fp32 products through ``torch.mm`` (MKL) and oneDNN, as GFLOP per wall
-second and per CPU second (CPU time of all threads: steadier on a shared machine), and of the same product
-through ``clapkit.fast``'s int8 dynamic linear (activation quantisation included), for the int8 limit. FLOPs per
-10 s clip: counted by ``torch.utils.flop_counter`` on the tower (the linears), plus the window attention (4 * windows * heads * N^2 * d per
-block; the counter does not see CPU flash attention). Limit = peak / FLOPs per clip. The ablation runs
+second and per CPU second (CPU time of all threads: steadier on a shared machine), and of the same product through
+``clapkit.fast``'s int8 dynamic linear (activation quantisation included), for the int8 limit. FLOPs per 10 s clip:
+counted by ``torch.utils.flop_counter`` on the tower (the linears), plus the window attention (4 * windows * heads *
+N^2 * d per block; the counter does not see CPU flash attention). Limit = peak / FLOPs per clip. The ablation runs
 ``embed_audio`` (waveform in, LAION HTSAT-tiny geometry, seed-0 random weights) at batch 1 and 8 for each step,
 interleaved round by round, by switching the steps on one after the other; ``% of limit`` is per CPU second.
 """

@@ -2,6 +2,8 @@
 
     OMP_WAIT_POLICY=PASSIVE python benchmarks/fast_path.py --corpus /work/corpus_v2      # ~15 min on 2 cores
     python benchmarks/fast_path.py --rounds 1 --backends bf16 --models default           # quick
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+        python benchmarks/fast_path.py ...                # as on an AVX2 CPU (docs/performance.md says what each does)
 
 Models: ``default`` (``clapkit.load("default")``: aiSFX CNN8, trained) and ``laion-htsat-tiny`` (LAION HTSAT-tiny,
 seed-0 random weights: the architecture of ``benchmarks/compare.py``). For each model, fp32 and every backend are
@@ -34,6 +36,8 @@ import numpy as np
 import torch
 
 MODELS = ("default", "laion-htsat-tiny")
+# the environment variables that cap the instruction set (the emulation of an AVX2 CPU in docs/performance.md)
+ISA_CAPS = ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "FBGEMM_ENABLE_INSTRUCTIONS", "MKL_ENABLE_INSTRUCTIONS")
 BACKENDS = ("fp32", "bf16", "int8", "openvino", "onnxruntime", "onnxruntime-int8", "bf16-autocast")
 
 
@@ -186,7 +190,12 @@ def _cpu() -> str:
     info = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
     model = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "?")
     simd = [f for f in ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile") if f" {f}" in info]
-    return f"{model}, {os.cpu_count()} CPUs, {'/'.join(simd)}"
+    from clapkit.fast import native_bf16
+
+    caps = " ".join(f"{k}={os.environ[k]}" for k in ISA_CAPS if k in os.environ)
+    return (f"{model}, {os.cpu_count()} CPUs, {'/'.join(simd)}; ATen capability "
+            f"{torch.backends.cpu.get_cpu_capability()}, native bf16 {native_bf16()}"
+            f"{'; caps: ' + caps if caps else ''}")
 
 
 if __name__ == "__main__":

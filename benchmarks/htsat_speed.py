@@ -4,9 +4,10 @@
     OMP_WAIT_POLICY=PASSIVE python benchmarks/htsat_speed.py --compile    # also torch.compile (inductor) on top
 
 Peak: the best of ``--peak-repeats`` 2048^3 fp32 products through ``torch.mm`` (MKL) and oneDNN, as GFLOP per wall
-second and per CPU second (CPU time of all threads: steadier on a shared machine). FLOPs per 10 s clip: counted by
-``torch.utils.flop_counter`` on the tower (the linears), plus the window attention (4 * windows * heads * N^2 * d per
-block; the counter does not see CPU flash attention). Limit = peak / FLOPs per clip. The ablation runs
+second and per CPU second (CPU time of all threads: steadier on a shared machine), and of the same product through
+``clapkit.fast``'s int8 dynamic linear (activation quantisation included), for the int8 limit. FLOPs per 10 s clip:
+counted by ``torch.utils.flop_counter`` on the tower (the linears), plus the window attention (4 * windows * heads *
+N^2 * d per block; the counter does not see CPU flash attention). Limit = peak / FLOPs per clip. The ablation runs
 ``embed_audio`` (waveform in, LAION HTSAT-tiny geometry, seed-0 random weights) at batch 1 and 8 for each step,
 interleaved round by round, by switching the steps on one after the other; ``% of limit`` is per CPU second.
 """
@@ -42,12 +43,19 @@ STEPS = {
 DEFAULT = "+ cached attention bias (= default)"
 
 
+INT8 = "int8 dynamic linear (clapkit.fast int8)"  # a peak, not an fp32 one: the int8 limit line, not the fp32 limit
+
+
 def peak(repeats: int) -> dict:
+    from clapkit.fast import quantize_linears
+
     n = 2048
     a, b, zero = torch.randn(n, n), torch.randn(n, n), torch.zeros(n)
+    int8 = quantize_linears(torch.nn.Sequential(torch.nn.Linear(n, n)), min_features=0).eval()
     out = {}
     for name, fn in (("torch.mm (MKL)", lambda: torch.mm(a, b)),
-                     ("oneDNN", lambda: torch.ops.mkldnn._linear_pointwise(a, b, zero, "none", [], ""))):
+                     ("oneDNN", lambda: torch.ops.mkldnn._linear_pointwise(a, b, zero, "none", [], "")),
+                     (INT8, lambda: int8(a))):
         fn()
         walls, cpus = [], []
         for _ in range(repeats):
@@ -155,15 +163,19 @@ def main() -> int:
     linear_gflop, attention_gflop = flops_per_clip(pipeline)
     gflop = linear_gflop + attention_gflop
     results = measure(pipeline, batches, args.rounds, steps)
-    best_cpu = max(p["cpu"] for p in peaks.values())
+    best_cpu = max(p["cpu"] for name, p in peaks.items() if name != INT8)
     print(f"{torch.__version__}, {args.threads} threads, CPU capability {torch.backends.cpu.get_cpu_capability()}, "
           f"load average {os.getloadavg()[0]:.2f} at the end; {args.rounds} rounds")
     for name, p in peaks.items():
-        print(f"peak 2048^3 fp32 {name}: {p['wall']:.0f} GFLOP/s wall, {p['cpu']:.0f} GFLOP per CPU-second "
-              f"(x{args.threads} threads = {args.threads * p['cpu']:.0f} GFLOP/s on a quiet machine)")
+        kind = "" if name == INT8 else "fp32 "
+        print(f"peak 2048^3 {kind}{name}: {p['wall']:.0f} G(FL)OP/s wall, {p['cpu']:.0f} per CPU-second "
+              f"(x{args.threads} threads = {args.threads * p['cpu']:.0f} on a quiet machine)")
     print(f"FLOPs per 10 s clip: {linear_gflop:.2f} GFLOP linears + {attention_gflop:.2f} attention = {gflop:.2f}; "
           f"limit {args.threads * best_cpu / gflop:.1f} clips/s on {args.threads} quiet threads "
           f"({1e3 * gflop / best_cpu:.0f} CPU ms per clip at the best peak)")
+    int8_ms = 1e3 * (linear_gflop / peaks[INT8]["cpu"] + attention_gflop / best_cpu)
+    print(f"int8 limit (linears at the int8 peak, attention at the fp32 one, nothing else): "
+          f"{args.threads * 1e3 / int8_ms:.1f} clips/s on {args.threads} quiet threads ({int8_ms:.0f} CPU ms per clip)")
     if compile_s:
         print("torch.compile first call (compile included): "
               + ", ".join(f"b{b} {s:.0f} s" for b, s in sorted(compile_s.items())))

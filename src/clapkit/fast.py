@@ -14,11 +14,14 @@ Backends (``accelerate(model, backend)``; measured in ``benchmarks/fast_path.py`
   dynamically quantised linear (int8 weights per output channel, activations quantised per call over the call's
   whole input, so a clip's result depends very slightly on its batch mates). Convolutions are unchanged, so it only
   helps transformer towers (HTSAT); the first HTSAT stage (96 features) stays fp32 by default.
-- ``"openvino"``: the audio path traced and compiled by OpenVINO (its CPU default precision: bf16 where native).
+- ``"openvino"``: the audio path traced and compiled by OpenVINO, in bf16 where ``native_bf16()``, else fp32.
 - ``"onnxruntime"``: the audio path exported to ONNX and run by ONNX Runtime in fp32.
 - ``"onnxruntime-int8"``: the same graph with static int8 convolutions and matrix products (QDQ), activation ranges
   calibrated on ``calibration`` audio (default: the example clips shipped with clapkit).
-- ``"auto"``: ``"bf16"`` on a CPU with native bf16, else ``"int8"``.
+- ``"auto"``: ``"bf16"`` on a CPU with native bf16 (``native_bf16()``; an instruction-set cap such as
+  ``ATEN_CPU_CAPABILITY=avx2`` or ``ONEDNN_MAX_CPU_ISA=AVX2`` counts as none), else ``"int8"``: on an AVX2 CPU
+  without VNNI it measured faster than every runtime backend for HTSAT (docs/performance.md, "Emulated AVX2 run"),
+  needs no optional package and builds in about a second.
 The runtimes are optional (``pip install 'clapkit[fast]'``); a missing one gives an error naming the extra. Inference
 only: an accelerated model cannot be trained or saved as a checkpoint (its ``save`` raises ``ConfigError``).
 """
@@ -52,11 +55,12 @@ def int8_engine() -> str:
 
 
 def native_bf16() -> bool:
-    """Whether this CPU computes bf16 matmuls natively (oneDNN with AVX-512 BF16 or AMX)."""
-    try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
+    """Whether this CPU computes bf16 matmuls natively (oneDNN with AVX-512 BF16 or AMX) for this process: the one
+    check of ``clapkit.models.fused.native_bf16``, which also honours an ISA cap (``ONEDNN_MAX_CPU_ISA``,
+    ``ATEN_CPU_CAPABILITY``)."""
+    from clapkit.models.fused import native_bf16 as check
+
+    return check()
 
 
 def choose_backend(model: ClapPipeline) -> str:

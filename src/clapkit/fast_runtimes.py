@@ -122,10 +122,20 @@ def _openvino(traced, example: torch.Tensor, threads: int):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         graph = ov.convert_model(traced, example_input=example, input=[shape])
-    # the CPU plugin's default precision: bf16 where the CPU has native bf16 (AVX-512 BF16, AMX), else fp32
-    compiled = ov.Core().compile_model(graph, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
+    compiled = ov.Core().compile_model(graph, "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads,
+                                                      "INFERENCE_PRECISION_HINT": openvino_precision()})
     request = compiled.create_infer_request()
     return lambda array: request.infer({0: array})[0]
+
+
+def openvino_precision() -> str:
+    """OpenVINO's CPU inference precision: ``bf16`` where clapkit finds native bf16 (``clapkit.fast.native_bf16``),
+    else ``f32``. That is the plugin's own default on real hardware; naming it makes an ISA cap
+    (``ONEDNN_MAX_CPU_ISA=AVX2``) apply to OpenVINO too, whose kernels follow the cap but whose default precision
+    does not (it chose bf16 and then had no bf16 kernel for the capped ISA)."""
+    from clapkit.fast import native_bf16
+
+    return "bf16" if native_bf16() else "f32"
 
 
 def _onnxruntime(traced, path: AudioPath, example: torch.Tensor, threads: int, calibration: torch.Tensor | None):

@@ -255,7 +255,7 @@ def test_bf16_linear_close_to_fp32(monkeypatch, epilogue: str) -> None:
         expected = F.gelu(expected)
     elif epilogue == "residual":
         expected = expected + residual.float()
-    native = fused._native_bf16()
+    native = fused.native_bf16()
     outputs = {}
     for mode in (True, False):
         monkeypatch.setattr(fused, "BF16", mode and native)
@@ -274,7 +274,7 @@ def test_bf16_linear_close_to_fp32(monkeypatch, epilogue: str) -> None:
 def test_bf16_packed_weight_follows_the_weight(monkeypatch) -> None:
     layer = bf16_linear(64, 128)
     x = torch.randn(10, 64, generator=torch.Generator().manual_seed(6)).bfloat16()
-    monkeypatch.setattr(fused, "BF16", fused._native_bf16())
+    monkeypatch.setattr(fused, "BF16", fused.native_bf16())
     with torch.inference_mode():
         before = fused.linear(layer, x)
     with torch.no_grad():
@@ -314,7 +314,7 @@ def test_swin_block_in_bf16_close_to_fp32(monkeypatch, shift: int) -> None:
             layer.to(torch.bfloat16)
     outputs = []
     for mode in (True, False):
-        monkeypatch.setattr(fused, "BF16", mode and fused._native_bf16())
+        monkeypatch.setattr(fused, "BF16", mode and fused.native_bf16())
         monkeypatch.setattr(swin, "BMM_ATTENTION", mode)
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
             outputs.append(block(x))

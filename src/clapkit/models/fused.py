@@ -57,9 +57,12 @@ def onednn_enabled() -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _native_bf16() -> bool:
-    """oneDNN's linear is available and the CPU computes bf16 natively (AVX-512 BF16 or AMX)."""
-    if not _has_onednn_linear():
+def native_bf16() -> bool:
+    """oneDNN's linear is available and the CPU computes bf16 natively (AVX-512 BF16 or AMX), as far as this process
+    may use it: oneDNN's own check follows ``ONEDNN_MAX_CPU_ISA``, and PyTorch's kernel cap (``ATEN_CPU_CAPABILITY``,
+    ``torch.backends.cpu.get_cpu_capability()``) below AVX-512 also means no bf16 (its bf16 norms, softmax and casts
+    would run as emulated AVX2 code), so a process capped to AVX2 behaves as on an AVX2 CPU."""
+    if not _has_onednn_linear() or not torch.backends.cpu.get_cpu_capability().startswith("AVX512"):
         return False
     try:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -71,7 +74,7 @@ def bf16_enabled() -> bool:
     """Whether ``linear`` may run bf16 linears through oneDNN (``BF16``, else the automatic choice)."""
     if BF16 is not None:
         return BF16 and _has_onednn_linear()
-    return _native_bf16()
+    return native_bf16()
 
 
 def capturing() -> bool:

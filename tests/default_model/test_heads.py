@@ -50,3 +50,37 @@ def test_export_folds_standardisation_and_keeps_the_text_side(centre):
     t = torch.randn(4, 6)
     assert torch.allclose(torch.nn.functional.normalize(text(t), dim=-1), heads.embed_text(t), atol=1e-6)
     assert text_config.centre == centre
+
+
+def _tiny_data(seed: int = 0):
+    from clapkit.recipes.headtrain import TrainData
+
+    rng = np.random.default_rng(seed)
+    text = rng.normal(size=(4, 8)).astype(np.float32)
+    text /= np.linalg.norm(text, axis=1, keepdims=True)
+    classes = [f"c{i % 4}" for i in range(24)]
+    features = (rng.normal(size=(24, 1, 16)) + np.repeat(np.eye(4, 16) * 3, 6, axis=0)[:, None]).astype(np.float32)
+    return TrainData(features=features, captions=[[i % 4] for i in range(24)], classes=classes,
+                     packages=["p"] * 24, text=text, mix_features=np.zeros((0, 16), np.float32), mix_captions=[])
+
+
+def test_input_dropout_only_while_training_and_changes_the_fit():
+    from clapkit.recipes.headtrain import train_heads
+
+    base = HeadOptions(steps=30, batch_size=16, warmup=5, p_mix=0.0)
+    heads = Heads(HeadOptions(input_dropout=0.5), np.zeros(16), np.ones(16), np.zeros(8), 8)
+    x = torch.randn(5, 16)
+    heads.train()
+    torch.manual_seed(1)
+    a, b = heads.embed_audio(x), heads.embed_audio(x)
+    assert not torch.allclose(a, b)  # features are dropped at random while training
+    heads.eval()
+    plain = torch.nn.functional.normalize(heads.audio(x), dim=-1)
+    assert torch.equal(heads.embed_audio(x), plain) and torch.equal(heads.embed_audio(x), plain)
+    data = _tiny_data()
+    no_drop, _ = train_heads(data, base)
+    drop, losses = train_heads(data, HeadOptions(**{**base.__dict__, "input_dropout": 0.5}))
+    again, losses_again = train_heads(data, HeadOptions(**{**base.__dict__, "input_dropout": 0.5}))
+    assert losses == losses_again and torch.equal(drop.audio.weight, again.audio.weight)  # seeded
+    assert not torch.allclose(drop.audio.weight, no_drop.audio.weight)
+    assert not drop.training

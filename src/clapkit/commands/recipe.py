@@ -16,6 +16,8 @@ def run_default_model(args) -> int:
     changes = {"steps": args.steps} if args.steps else {}
     if args.balance_power is not None:
         changes["balance_power"] = args.balance_power
+    if args.input_dropout is not None:
+        changes["input_dropout"] = args.input_dropout
     options = variant(SHIPPED, seed=args.seed, **changes)
     numbers = run_recipe(args.corpus, args.work, options=options, views=args.views or VIEWS, aisfx=args.aisfx,
                          install=args.install, force=args.force, compare=args.compare, baseline=args.baseline,
@@ -40,6 +42,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     default.add_argument("--balance-power", type=float,
                          help="classes drawn in proportion to (their clips) ** P, packages balanced within a class "
                               "(0: every class equally often; default: the recipe's)")
+    default.add_argument("--input-dropout", type=float,
+                         help="dropout on the standardised aiSFX features while training the heads (0: none; "
+                              "default: the recipe's)")
     default.add_argument("--views", type=int, help="cached aiSFX views per training clip (default: the recipe's)")
     default.add_argument("--compare", action="store_true",
                          help="also train and measure the variants (head types, hubness, augmentation, sampling)")

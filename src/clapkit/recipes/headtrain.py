@@ -1,6 +1,8 @@
 """Training the default model's heads on cached features (``features``): minutes on a CPU, bit-reproducible.
 
-Audio: standardised aiSFX features (mean/std of the training views) -> a linear or 2-layer MLP head. Text: MiniLM's
+Audio: standardised aiSFX features (mean/std of the training views), with dropout on them while training
+(``input_dropout``: a head that cannot lean on a few feature dimensions names recordings from other sources
+better) -> a linear or 2-layer MLP head. Text: MiniLM's
 normalised embedding -> the identity (LiT-style: MiniLM's 384-d space stays fixed, the audio side learns to point
 into it) or a trainable MLP; optionally centred by the mean embedding of the training captions (hubness correction;
 shipped as the text head's ``centre`` buffer). Loss: symmetric contrastive with a learned temperature, where rows
@@ -34,6 +36,7 @@ class HeadOptions:
     balanced: bool = True
     balance_power: float = 0.0  # with balanced: a class drawn in proportion to (its clips) ** balance_power
     p_mix: float = 0.2
+    input_dropout: float = 0.0  # dropout on the standardised aiSFX features while training (none at inference)
     steps: int = 1000
     batch_size: int = 256
     lr: float = 1e-3
@@ -66,7 +69,10 @@ class Heads(torch.nn.Module):
         self.logit_scale = torch.nn.Parameter(torch.tensor(math.log(1 / 0.07)))
 
     def embed_audio(self, features: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.audio((features - self.mean) / self.std), dim=-1)
+        x = (features - self.mean) / self.std
+        if self.training and self.options.input_dropout:
+            x = F.dropout(x, self.options.input_dropout)
+        return F.normalize(self.audio(x), dim=-1)
 
     def embed_text(self, minilm: torch.Tensor) -> torch.Tensor:
         """``minilm``: normalised MiniLM embeddings; the shipped text head computes the same (``export_state``)."""

@@ -129,11 +129,11 @@ def _openvino(traced, example: torch.Tensor, threads: int):
 
 
 def openvino_precision() -> str:
-    """OpenVINO's CPU inference precision: ``bf16`` where clapkit finds native bf16 (``clapkit.fast.native_bf16``),
+    """OpenVINO's CPU inference precision: ``bf16`` where clapkit finds native bf16 (``models.fused.native_bf16``),
     else ``f32``. That is the plugin's own default on real hardware; naming it makes an ISA cap
     (``ONEDNN_MAX_CPU_ISA=AVX2``) apply to OpenVINO too, whose kernels follow the cap but whose default precision
     does not (it chose bf16 and then had no bf16 kernel for the capped ISA)."""
-    from clapkit.fast import native_bf16
+    from clapkit.models.fused import native_bf16
 
     return "bf16" if native_bf16() else "f32"
 

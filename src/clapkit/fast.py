@@ -37,6 +37,7 @@ from torch import nn
 
 from clapkit.errors import ConfigError
 from clapkit.inference import AudioInput, ClapPipeline
+from clapkit.models.fused import native_bf16  # the one check of native bf16 (honours an ISA cap)
 
 RUNTIMES = ("openvino", "onnxruntime", "onnxruntime-int8")
 BACKENDS = ("auto", "bf16", "int8", *RUNTIMES)
@@ -52,15 +53,6 @@ def int8_engine() -> str:
         if engine in engines:
             return engine
     raise ConfigError(f"int8 acceleration needs PyTorch's x86/fbgemm quantised engine; this build has {engines}")
-
-
-def native_bf16() -> bool:
-    """Whether this CPU computes bf16 matmuls natively (oneDNN with AVX-512 BF16 or AMX) for this process: the one
-    check of ``clapkit.models.fused.native_bf16``, which also honours an ISA cap (``ONEDNN_MAX_CPU_ISA``,
-    ``ATEN_CPU_CAPABILITY``)."""
-    from clapkit.models.fused import native_bf16 as check
-
-    return check()
 
 
 def choose_backend(model: ClapPipeline) -> str:

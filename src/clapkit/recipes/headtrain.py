@@ -1,13 +1,13 @@
 """Training the default model's heads on cached features (``features``): minutes on a CPU, bit-reproducible.
 
 Audio: standardised aiSFX features (mean/std of the training views), with dropout on them while training
-(``input_dropout``: a head that cannot lean on a few feature dimensions names recordings from other sources
-better) -> a linear or 2-layer MLP head. Text: MiniLM's
-normalised embedding -> the identity (LiT-style: MiniLM's 384-d space stays fixed, the audio side learns to point
-into it) or a trainable MLP; optionally centred by the mean embedding of the training captions (hubness correction;
-shipped as the text head's ``centre`` buffer). Loss: symmetric contrastive with a learned temperature, where rows
-that share a caption count as positives of each other (soft targets). Batches: ``augment.balanced_weights`` over the
-clips (or uniform), a random cached view, a random caption of the clip; a share ``p_mix`` are two-source mixtures.
+(``input_dropout``: a head that cannot lean on a few feature dimensions names recordings from other sources better)
+-> a linear or 2-layer MLP head. Text: MiniLM's normalised embedding -> the identity (LiT-style: MiniLM's 384-d
+space stays fixed, the audio side learns to point into it) or a trainable MLP; optionally centred by the mean
+embedding of the training captions (hubness correction; shipped as the text head's ``centre`` buffer). Loss:
+symmetric contrastive with a learned temperature, where rows that share a caption count as positives of each other
+(soft targets). Batches: ``augment.balanced_weights`` over the clips (or uniform), a random cached view, a random
+caption of the clip; a share ``p_mix`` are two-source mixtures.
 """
 
 from __future__ import annotations

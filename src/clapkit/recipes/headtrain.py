@@ -1,4 +1,5 @@
-"""Training the default model's heads on cached features (``features``): minutes on a CPU, bit-reproducible.
+"""Training the default model's heads on cached features (``features``): minutes on a CPU, bit-reproducible on one
+machine (another CPU instruction set rounds differently: another draw within the seed spread).
 
 Audio: standardised aiSFX features (mean/std of the training views), with dropout on them while training
 (``input_dropout``: a head that cannot lean on a few feature dimensions names recordings from other sources better)
